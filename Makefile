@@ -1,0 +1,47 @@
+# One way to install and run everything. `make demo` and `make test` do all set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs target-kissmetrics
+STAMP := $(VENV)/.installed
+PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
+
+.PHONY: help venv lint format test test-fast demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -r requirements-dev.txt $(foreach p,$(PACKAGES),-e ./$(p))
+	# The official Kissmetrics client pins urllib3<2; its query builder needs nothing, so it comes without deps.
+	$(PIP_INSTALL) --no-deps "py-KISSmetrics==1.1.0"
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators and the dev tools
+
+lint: venv ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv lint ## Lint, then run every test (installs what the tests need)
+	$(PY) -m pytest
+
+test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
+	$(PY) -m pytest -m "not meltano and not postgres"
+
+demo: venv ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
+	$(PY) scripts/demo.py
+
+bench: venv ## Run the benchmarks and print their figures
+	$(PY) -m bench
+
+clean: ## Remove the venv, Meltano's install, outputs
+	rm -rf $(VENV) .meltano output .pytest_cache

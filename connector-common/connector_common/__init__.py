@@ -1,0 +1,1 @@
+"""Code shared by the project's taps and target."""

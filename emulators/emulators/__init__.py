@@ -1,0 +1,1 @@
+"""Local emulators of the Kaon Insights, Kahuna Logs and Kissmetrics tracking APIs."""

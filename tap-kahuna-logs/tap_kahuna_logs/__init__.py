@@ -1,0 +1,1 @@
+"""Singer tap for the Kahuna Logs API: in-app, push, email and user-merge logs, day by day."""

@@ -1,0 +1,1 @@
+"""Singer target that replays rows into Kissmetrics event, set and alias beacons."""

@@ -1,0 +1,69 @@
+"""Shared fixtures: emulators as real processes on 127.0.0.1, with knobs.
+
+``FIXED_NOW`` freezes every emulator's clock so data (the current week, today's logs)
+is deterministic; tests move it with ``emulator.set_clock(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from emulators.testing import EmulatorProcess
+
+FIXED_NOW = "2026-11-18T15:30:00+00:00"  # a Wednesday: week 776 (starts Sunday 2026-11-15) is in progress
+SMALL_DATA = {
+    "kaon": [
+        "--weeks-before-now",
+        "12",
+        "--devices-per-week",
+        "40",
+        "--paths",
+        "12",
+        "--external-ids",
+        "3",
+        "--clicks-per-id",
+        "250",
+    ],
+    "kahuna": ["--days", "5", "--logs-per-day", "120"],
+    "kissmetrics": [],
+}
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., EmulatorProcess]]:
+    """A factory: ``start_emulator("kaon", "--latency-ms", "50")``; every process is stopped after the test.
+
+    Each service starts with ``--now FIXED_NOW`` and the small data set unless the
+    arguments say otherwise (later arguments win).
+    """
+    started: list[EmulatorProcess] = []
+
+    def start(service: str, *args: str, small: bool = True) -> EmulatorProcess:
+        base = ["--now", FIXED_NOW, *(SMALL_DATA[service] if small else [])]
+        emulator = EmulatorProcess(service, *base, *args)
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def kaon_emulator(start_emulator: Callable[..., EmulatorProcess]) -> EmulatorProcess:
+    """A Kaon Insights emulator with the small data set and a frozen clock."""
+    return start_emulator("kaon")
+
+
+@pytest.fixture
+def kahuna_emulator(start_emulator: Callable[..., EmulatorProcess]) -> EmulatorProcess:
+    """A Kahuna Logs emulator with the small data set and a frozen clock."""
+    return start_emulator("kahuna")
+
+
+@pytest.fixture
+def kissmetrics_emulator(start_emulator: Callable[..., EmulatorProcess]) -> EmulatorProcess:
+    """A Kissmetrics tracking emulator."""
+    return start_emulator("kissmetrics")
