@@ -40,23 +40,29 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI: one sub-command per service, each with the common and its own options."""
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The CLI: one sub-command per service, each with the common and its own options.
+
+    With ``selected`` only that service's module is imported, so starting one service
+    never depends on another's code; without it every service's options are added.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m emulators", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="service", required=True)
     for name, module_name in SERVICES.items():
-        module = importlib.import_module(module_name)
-        service_parser = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        _add_common_arguments(service_parser)
-        module.add_arguments(service_parser)
+        service_parser = sub.add_parser(name, help=f"the {name} emulator")
+        if selected in (None, name):
+            _add_common_arguments(service_parser)
+            importlib.import_module(module_name).add_arguments(service_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
-    options = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((arg for arg in argv if arg in SERVICES), None)
+    options = build_parser(selected).parse_args(argv)
     module = importlib.import_module(SERVICES[options.service])
     clock = Clock(parse_iso8601(options.now) if options.now else None)
     faults = Faults(

@@ -1,0 +1,498 @@
+"""Kahuna Logs API: ``POST /api/kahunalogs?env=p|s`` with day-bounded cursor paging and expiring cursors.
+
+The service route (fault knobs apply):
+
+- ``POST /api/kahunalogs?env=p`` (production) or ``env=s`` (sandbox, a smaller data set of another seed).
+  HTTP Basic auth: username = ``--secret-key``, password = ``--api-key``; anything else -> 401, the
+  right secret with ``--not-enabled-api-key`` -> 409. Auth is checked before the query and the body.
+- JSON body: ``timestamp`` (``m/dd/yyyy h:mm`` UTC, 1-2 digit month, day and hour, 24-hour clock)
+  or ``cursor`` (both -> 400); ``number_of_records`` (integer 1..1000, the page size, required with
+  a cursor too); ``categories_to_return`` (non-empty list of ``inapp``, ``push``, ``email``,
+  ``user_merge``; ``user_merge`` alone; duplicates count once; with a cursor it must name the
+  cursor's categories). Every broken rule -> 400 with its own ``error_detail``.
+- A timestamp selects the records of its UTC day from that minute to ``23:59:59.999999``, only those
+  at or before the emulator's clock (today grows as the clock advances). The requested categories
+  are merged by timestamp (ties: ``inapp``, ``push``, ``email`` order, then day order) and cut into
+  pages of ``number_of_records`` records in total, split into one array per requested category.
+- 200 body: ``{"more_records": bool, "cursor": str (only when more_records), "<category>": [...]}``.
+  A cursor is an opaque token of a server-side position; following it returns the next page.
+- Errors: ``{"success": false, "error": str, "error_code": int, "error_detail": str}`` (400, 401,
+  405, 409). Injected faults come from the shared fault layer (its own small JSON body).
+
+Cursor expiry (all off by default; CLI flags or the control route):
+
+- ``--cursor-expire-after-uses N``: each issued cursor answers N times (e.g. N-1 retries), then expires;
+- ``--cursor-ttl-seconds T``: a cursor expires T seconds after it was issued, by real monotonic time
+  (not the emulator's clock);
+- ``--cursor-expire-rate R``: each cursor use expires the cursor with probability R (seeded by
+  ``--cursor-seed``; reseeded on every control update and reset).
+
+An expired cursor -> 400 whose ``error_detail`` is ``cursor <token> has expired; restart from the
+timestamp``. A token the server never issued -> 400 ``cursor <token> is unknown; ...``.
+
+Control routes (no faults):
+
+- ``GET /_emulator/kahuna/cursors`` -> the expiry knobs and counters (``outstanding``, ``issued``,
+  ``expired_answers``).
+- ``POST /_emulator/kahuna/cursors`` with any of ``{"expire_after_uses": int|null, "ttl_seconds":
+  number|null, "expire_rate": number|null, "seed": int, "expire_all": true}`` (null = off;
+  ``expire_all`` expires every outstanding cursor now). Returns the same as GET.
+- ``POST /_emulator/reset`` also forgets every cursor.
+
+The data: :mod:`emulators.kahuna_data` (``KahunaDataset``; ``dataset_from_options`` rebuilds it from
+these options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hmac
+import json
+import random
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from heapq import merge
+from typing import Any
+
+from aiohttp import web
+
+from emulators.core import Clock, Emulator, Faults, json_response
+from emulators.kahuna_data import (
+    CATEGORIES,
+    PRODUCTION,
+    SANDBOX,
+    KahunaDataset,
+    dataset_from_options,
+    first_index_from,
+    visible_count,
+)
+
+API_PATH = "/api/kahunalogs"
+MAX_RECORDS_PER_PAGE = 1000
+MAX_OUTSTANDING_CURSORS = 100_000
+_REQUEST_TIMESTAMP = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})\s*")
+_CURSOR_TOKEN = re.compile(r"kc\.([0-9]+)\.([0-9a-f]+)")
+ERROR_NAMES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 409: "Conflict"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Kahuna knobs: data size, credentials and cursor expiry."""
+    data = parser.add_argument_group("kahuna data")
+    data.add_argument("--days", type=int, default=30, help="UTC days served, ending today (default 30)")
+    data.add_argument(
+        "--logs-per-day", type=int, default=300, help="records per day and category, roughly (default 300)"
+    )
+    auth = parser.add_argument_group("kahuna credentials")
+    auth.add_argument("--secret-key", default="kahuna-demo-secret", help="Basic auth username (default %(default)s)")
+    auth.add_argument("--api-key", default="kahuna-demo-key", help="Basic auth password (default %(default)s)")
+    auth.add_argument(
+        "--not-enabled-api-key",
+        default="kahuna-not-enabled",
+        help="an API key that authenticates but is not enabled for the Logs API: 409 (default %(default)s)",
+    )
+    cursors = parser.add_argument_group("kahuna cursor expiry")
+    cursors.add_argument(
+        "--cursor-expire-after-uses", type=int, default=None, help="uses per cursor (default: no limit)"
+    )
+    cursors.add_argument("--cursor-ttl-seconds", type=float, default=None, help="cursor lifetime (default: no limit)")
+    cursors.add_argument("--cursor-expire-rate", type=float, default=0.0, help="chance each cursor use expires it")
+    cursors.add_argument("--cursor-seed", type=int, default=0, help="seed of the cursor expiry dice")
+    parser.add_argument(
+        "--no-request-log", action="store_true", help="keep no request log (long benchmarks; /_emulator/requests empty)"
+    )
+
+
+def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -> Emulator:
+    """Build the Kahuna Logs emulator."""
+    emulator = Emulator("kahuna", clock=clock, faults=faults, log_requests=not options.no_request_log)
+    policy = ExpiryPolicy(
+        expire_after_uses=options.cursor_expire_after_uses,
+        ttl_seconds=options.cursor_ttl_seconds,
+        expire_rate=options.cursor_expire_rate,
+        seed=options.cursor_seed,
+    )
+    policy.validate()
+    cursors = CursorStore(policy)
+    now = clock.now()
+    datasets = {env: dataset_from_options(options, now, env) for env in (PRODUCTION, SANDBOX)}
+    api = LogsAPI(
+        datasets, cursors, clock, Credentials(options.secret_key, options.api_key, options.not_enabled_api_key)
+    )
+    emulator.add_route("POST", API_PATH, api.handle)
+    emulator.add_route("GET", API_PATH, api.method_not_allowed)
+    emulator.add_control_route("GET", "kahuna/cursors", cursors.describe_handler)
+    emulator.add_control_route("POST", "kahuna/cursors", cursors.update_handler)
+    emulator.on_reset(cursors.reset)
+    return emulator
+
+
+class LogsAPIError(Exception):
+    """An error answer of the Logs API."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+    def response(self) -> web.Response:
+        """The API's error body."""
+        body = {
+            "success": False,
+            "error": ERROR_NAMES.get(self.status, "Error"),
+            "error_code": self.status,
+            "error_detail": self.detail,
+        }
+        headers = {"WWW-Authenticate": 'Basic realm="kahunalogs"'} if self.status == 401 else None
+        return json_response(body, self.status, headers=headers)
+
+
+def bad_request(detail: str) -> LogsAPIError:
+    """A 400 with ``detail``."""
+    return LogsAPIError(400, detail)
+
+
+# --- credentials --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Credentials:
+    """The accepted secret key (username), API key (password) and a not-enabled API key."""
+
+    secret_key: str
+    api_key: str
+    not_enabled_api_key: str
+
+    def check(self, authorization: str | None) -> None:
+        """Raise 401 for missing or wrong credentials, 409 for the not-enabled API key. Never echoes them."""
+        username, password = _basic_credentials(authorization)
+        if not _same(username, self.secret_key):
+            raise LogsAPIError(401, "invalid credentials: username must be the Secret Key, password the API Key")
+        if _same(password, self.api_key):
+            return
+        if self.not_enabled_api_key and _same(password, self.not_enabled_api_key):
+            raise LogsAPIError(409, "these credentials are not enabled for the Logs API")
+        raise LogsAPIError(401, "invalid credentials: username must be the Secret Key, password the API Key")
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str]:
+    scheme, _, encoded = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise LogsAPIError(401, "HTTP Basic authentication is required (username = Secret Key, password = API Key)")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise LogsAPIError(401, "the Basic authorization header is not valid base64 of username:password") from None
+    username, separator, password = decoded.partition(":")
+    if not separator:
+        raise LogsAPIError(401, "the Basic authorization header holds no username:password pair")
+    return username, password
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+# --- cursors ------------------------------------------------------------------------------
+@dataclass
+class ExpiryPolicy:
+    """When cursors expire: after N uses, after T seconds, at random; ``None`` / 0 = never."""
+
+    expire_after_uses: int | None = None
+    ttl_seconds: float | None = None
+    expire_rate: float | None = 0.0
+    seed: int = 0
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply the known knobs of ``changes`` (``expire_all`` is handled by the store)."""
+        known = {"expire_after_uses", "ttl_seconds", "expire_rate", "seed", "expire_all"}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown cursor knob(s) {sorted(unknown)}; known: {sorted(known)}")
+        for name in ("expire_after_uses", "ttl_seconds", "expire_rate", "seed"):
+            if name in changes:
+                setattr(self, name, changes[name])
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a knob of the wrong type or range."""
+        uses = self.expire_after_uses
+        if uses is not None and (isinstance(uses, bool) or not isinstance(uses, int) or uses < 1):
+            raise ValueError(f"expire_after_uses must be an integer >= 1 or null, got {uses!r}")
+        ttl = self.ttl_seconds
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0):
+            raise ValueError(f"ttl_seconds must be a number >= 0 or null, got {ttl!r}")
+        rate = self.expire_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1):
+            raise ValueError(f"expire_rate must be a number from 0 to 1 or null, got {rate!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
+@dataclass(slots=True)
+class Cursor:
+    """A server-side position: the next record of a day's merged category list."""
+
+    env: str
+    categories: tuple[str, ...]
+    day: date
+    next_index: int
+    issued_at: float
+    uses: int = 0
+    expired: bool = False
+
+
+class CursorStore:
+    """Issues opaque cursor tokens, keeps their positions and decides when they expire."""
+
+    def __init__(self, policy: ExpiryPolicy) -> None:
+        self.policy = policy
+        self._cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self._next_id = 0
+        self._rng = random.Random(policy.seed)
+        self.expired_answers = 0
+
+    def issue(self, env: str, categories: tuple[str, ...], day: date, next_index: int) -> str:
+        """A new token for the position ``next_index`` of that day's merged list."""
+        body = f"kc.{self._next_id}.{secrets.token_hex(6)}"
+        self._next_id += 1
+        token = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        self._cursors[token] = Cursor(env, categories, day, next_index, time.monotonic())
+        if len(self._cursors) > MAX_OUTSTANDING_CURSORS:
+            self._cursors.popitem(last=False)
+        return token
+
+    def use(self, token: str, env: str, categories: tuple[str, ...]) -> Cursor:
+        """The cursor's position, counting one use; 400 naming the token if unknown, expired or mismatched."""
+        cursor = self._cursors.get(token)
+        if cursor is None:
+            if self._was_issued(token):
+                raise self._expired(token)
+            raise bad_request(f"cursor {token} is unknown to this server; restart from the timestamp")
+        if cursor.expired or self._expires_now(cursor):
+            cursor.expired = True
+            raise self._expired(token)
+        _check_cursor_matches(token, cursor, env, categories)
+        cursor.uses += 1
+        return cursor
+
+    def _expires_now(self, cursor: Cursor) -> bool:
+        policy = self.policy
+        if policy.expire_after_uses is not None and cursor.uses >= policy.expire_after_uses:
+            return True
+        if policy.ttl_seconds is not None and time.monotonic() - cursor.issued_at > policy.ttl_seconds:
+            return True
+        return bool(policy.expire_rate) and self._rng.random() < policy.expire_rate
+
+    def _expired(self, token: str) -> LogsAPIError:
+        self.expired_answers += 1
+        return bad_request(f"cursor {token} has expired; restart from the timestamp")
+
+    def _was_issued(self, token: str) -> bool:
+        """An evicted token of ours (it decodes to an id we handed out) counts as expired."""
+        try:
+            body = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return False
+        match = _CURSOR_TOKEN.fullmatch(body)
+        return bool(match) and int(match.group(1)) < self._next_id
+
+    def expire_all(self) -> None:
+        """Expire every outstanding cursor now."""
+        for cursor in self._cursors.values():
+            cursor.expired = True
+
+    def reset(self) -> None:
+        """Forget every cursor and reseed the expiry dice."""
+        self._cursors.clear()
+        self._rng.seed(self.policy.seed)
+        self.expired_answers = 0
+
+    def describe(self) -> dict[str, Any]:
+        """The knobs and counters."""
+        outstanding = sum(1 for cursor in self._cursors.values() if not cursor.expired)
+        return {
+            **asdict(self.policy),
+            "outstanding": outstanding,
+            "issued": self._next_id,
+            "expired_answers": self.expired_answers,
+        }
+
+    async def describe_handler(self, _: web.Request) -> web.Response:
+        """``GET /_emulator/kahuna/cursors``."""
+        return json_response(self.describe())
+
+    async def update_handler(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/kahuna/cursors``: change knobs and/or expire every cursor."""
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of cursor knobs")
+            candidate = ExpiryPolicy(**asdict(self.policy))
+            candidate.update(changes)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        self.policy.update(changes)
+        self._rng.seed(self.policy.seed)
+        if changes.get("expire_all"):
+            self.expire_all()
+        return json_response(self.describe())
+
+
+# --- the request ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogsQuery:
+    """A validated request body: a day and start minute, or a cursor token."""
+
+    categories: tuple[str, ...]
+    page_size: int
+    day: date | None = None
+    start_text: str = ""
+    cursor: str | None = None
+
+
+def parse_body(raw: bytes) -> LogsQuery:
+    """Validate the JSON body; raise a 400 naming the first broken rule."""
+    if not raw.strip():
+        raise bad_request("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    has_timestamp, has_cursor = body.get("timestamp") is not None, body.get("cursor") is not None
+    if not has_timestamp and not has_cursor:
+        raise bad_request("either timestamp or cursor is required")
+    if has_timestamp and has_cursor:
+        raise bad_request("send either timestamp or cursor, not both")
+    page_size = _page_size(body)
+    categories = _categories(body)
+    if has_cursor:
+        cursor = body["cursor"]
+        if not isinstance(cursor, str) or not cursor.strip():
+            raise bad_request("cursor must be a non-empty string (the cursor of the previous answer)")
+        return LogsQuery(categories, page_size, cursor=cursor)
+    day, start_text = parse_request_timestamp(body["timestamp"])
+    return LogsQuery(categories, page_size, day=day, start_text=start_text)
+
+
+def _page_size(body: dict[str, Any]) -> int:
+    if "number_of_records" not in body:
+        raise bad_request(f"number_of_records is required: an integer from 1 to {MAX_RECORDS_PER_PAGE}")
+    value = body["number_of_records"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RECORDS_PER_PAGE:
+        raise bad_request(
+            f"number_of_records must be an integer from 1 to {MAX_RECORDS_PER_PAGE}, got {json.dumps(value)}"
+        )
+    return value
+
+
+def _categories(body: dict[str, Any]) -> tuple[str, ...]:
+    known = ", ".join(CATEGORIES)
+    if "categories_to_return" not in body:
+        raise bad_request(f"categories_to_return is required: a list of {known}")
+    value = body["categories_to_return"]
+    if not isinstance(value, list):
+        raise bad_request(f"categories_to_return must be a list of {known}, got {json.dumps(value)}")
+    if not value:
+        raise bad_request(f"categories_to_return is empty; list at least one of {known}")
+    for category in value:
+        if category not in CATEGORIES:
+            raise bad_request(f"unknown category {json.dumps(category)} in categories_to_return; known: {known}")
+    requested = set(value)
+    if "user_merge" in requested and len(requested) > 1:
+        raise bad_request("user_merge cannot be combined with other categories in categories_to_return")
+    return tuple(category for category in CATEGORIES if category in requested)
+
+
+def parse_request_timestamp(value: Any) -> tuple[date, str]:
+    """``m/dd/yyyy h:mm`` (UTC) -> (its day, the first record timestamp it selects)."""
+    match = _REQUEST_TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise bad_request(
+            f"timestamp must look like m/dd/yyyy h:mm (UTC), e.g. 7/30/2016 0:00; got {json.dumps(value)}"
+        )
+    month, day, year, hour, minute = (int(part) for part in match.groups())
+    try:
+        start = datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise bad_request(f"timestamp {json.dumps(value)} is not a real UTC date and time: {exc}") from None
+    return start.date(), start.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# --- the service ------------------------------------------------------------------------------
+class LogsAPI:
+    """Answers ``POST /api/kahunalogs``."""
+
+    def __init__(
+        self, datasets: dict[str, KahunaDataset], cursors: CursorStore, clock: Clock, credentials: Credentials
+    ) -> None:
+        self.datasets = datasets
+        self.cursors = cursors
+        self.clock = clock
+        self.credentials = credentials
+        self._merged_day = lru_cache(maxsize=512)(self._build_merged_day)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Auth, then env, then the body; a page of records or an error body."""
+        try:
+            self.credentials.check(request.headers.get("Authorization"))
+            env = _env(request)
+            query = parse_body(await request.read())
+            return json_response(self._page(env, query))
+        except LogsAPIError as error:
+            return error.response()
+
+    async def method_not_allowed(self, _: web.Request) -> web.Response:
+        """The Logs API only answers POST."""
+        return LogsAPIError(405, "use POST with a JSON body").response()
+
+    def _page(self, env: str, query: LogsQuery) -> dict[str, Any]:
+        data = self.datasets[env].at(self.clock.now())
+        cursor = self.cursors.use(query.cursor, env, query.categories) if query.cursor is not None else None
+        day = cursor.day if cursor is not None else query.day
+        assert day is not None
+        entries, timestamps = self._merged_day(env, query.categories, day) if data.has_day(day) else ((), [])
+        start = cursor.next_index if cursor is not None else first_index_from(timestamps, query.start_text)
+        end = visible_count(timestamps, data.now_text)
+        stop = min(start + query.page_size, end)
+        page: dict[str, Any] = {"more_records": stop < end}
+        if stop < end:
+            page["cursor"] = self.cursors.issue(env, query.categories, day, stop)
+        for category in query.categories:
+            page[category] = []
+        for category, record in entries[start:stop]:
+            page[category].append(record)
+        return page
+
+    def _build_merged_day(
+        self, env: str, categories: tuple[str, ...], day: date
+    ) -> tuple[tuple[tuple[str, dict[str, Any]], ...], list[str]]:
+        """A whole day of the categories merged by timestamp (stable), and their timestamps."""
+        dataset = self.datasets[env]
+        streams = [[(category, record) for record in dataset.full_day(category, day)] for category in categories]
+        entries = tuple(merge(*streams, key=lambda entry: entry[1]["timestamp"]))
+        return entries, [record["timestamp"] for _, record in entries]
+
+
+def _env(request: web.Request) -> str:
+    env = request.query.get("env")
+    if env is None:
+        raise bad_request("the query parameter env is required: env=p (production) or env=s (sandbox)")
+    if env not in (PRODUCTION, SANDBOX):
+        raise bad_request(f"env must be p (production) or s (sandbox), got {json.dumps(env)}")
+    return env
+
+
+def _check_cursor_matches(token: str, cursor: Cursor, env: str, categories: tuple[str, ...]) -> None:
+    if cursor.env != env:
+        raise bad_request(f"cursor {token} belongs to env={cursor.env}; send it with the same env")
+    if cursor.categories != categories:
+        raise bad_request(
+            f"cursor {token} was issued for categories_to_return {list(cursor.categories)}; send the same categories"
+        )

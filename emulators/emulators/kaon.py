@@ -1,0 +1,245 @@
+"""Kaon Insights API emulator: ``GET /api/{name}?apikey=&client=&...`` per the project's contract.
+
+Endpoints: ``weeks``, ``engagement``, ``uid``, ``countries``, ``languages``, ``hits`` (per week,
+a path's history, one path-week, ``detail=country``) and ``extid`` (inclusive ``start``, ``limit``).
+Errors: a missing or wrong ``apikey`` -> 403; an unknown ``client``, endpoint name or a bad
+parameter (non-integer or out-of-range week, bad ``limit`` or ``detail``) -> 404; bodies are
+``{"error": str}``. Data comes from :class:`emulators.kaon_data.KaonDataset` seen at the
+emulator clock's now.
+
+Control route ``POST /_emulator/kaon/breakage`` ``{"endpoint", "week"?, "kind"}`` (or
+``{"clear": true}``) makes an endpoint answer badly, for the reliability suite. Kinds:
+``html_200``, ``truncated_json``, ``malformed_json``, ``missing_key``, ``wrong_types``,
+``bad_uids_length``. ``/_emulator/reset`` clears them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from emulators.core import Clock, Emulator, Faults, json_response
+from emulators.kaon_data import KaonDataset, dataset_from_options
+
+BREAKAGE_KINDS = {"html_200", "truncated_json", "malformed_json", "missing_key", "wrong_types", "bad_uids_length"}
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 1000
+#: The array key of each endpoint's body (what ``missing_key`` drops).
+MAIN_KEYS = {
+    "weeks": "weeks",
+    "engagement": "engagements",
+    "uid": "uids",
+    "countries": "countries",
+    "languages": "languages",
+    "hits": "hits",
+    "extid": "records",
+}
+
+
+class BadParameterError(Exception):
+    """A request parameter the API answers with 404."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Kaon emulator's own options."""
+    group = parser.add_argument_group("kaon")
+    group.add_argument("--api-key", default="kaon-demo-key", help="the only accepted apikey")
+    group.add_argument("--client", default="demo-client", help="the only known client ID")
+    group.add_argument("--first-week", type=int, default=417, help="first week with full data")
+    group.add_argument("--weeks-before-now", type=int, default=None, help="first week = current week - N")
+    group.add_argument("--launch-week", type=int, default=None, help="first week of hit data (default first-20)")
+    group.add_argument("--devices-per-week", type=int, default=500, help="devices in a full week")
+    group.add_argument("--paths", type=int, default=30, help="number of paths (hard cases included)")
+    group.add_argument("--external-ids", type=int, default=5, help="external IDs with a clickstream")
+    group.add_argument("--clicks-per-id", type=int, default=2000, help="clickstream length per external ID")
+    group.add_argument("--same-second-run", type=int, default=30, help="longest run of clicks in one second")
+    group.add_argument("--countries-form", choices=("list", "object"), default="list",
+                       help="answer countries/languages as a list of objects or one object")  # fmt: skip
+
+
+class KaonService:
+    """Routes and state of one Kaon emulator."""
+
+    def __init__(self, options: argparse.Namespace, emulator: Emulator) -> None:
+        self.options = options
+        self.emulator = emulator
+        self.base = dataset_from_options(options, emulator.clock.now())
+        self.breakages: dict[tuple[str, int | None], str] = {}
+        self.handlers: dict[str, Callable[[KaonDataset, Any], dict[str, Any]]] = {
+            "weeks": self.weeks,
+            "engagement": self.engagement,
+            "uid": self.uid,
+            "countries": self.countries,
+            "languages": self.languages,
+            "hits": self.hits,
+            "extid": self.extid,
+        }
+
+    # --- request handling -------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.Response:
+        """Authenticate, dispatch and (maybe) break one API call."""
+        query = request.query
+        if query.get("apikey") != self.options.api_key:
+            return json_response({"error": "invalid apikey"}, 403)
+        if query.get("client") != self.options.client:
+            return json_response({"error": f"unknown client {query.get('client')!r}"}, 404)
+        name = request.match_info["name"]
+        handler = self.handlers.get(name)
+        if handler is None:
+            return json_response({"error": f"unknown API {name!r}"}, 404)
+        data = self.base.at(self.emulator.clock.now())
+        try:
+            payload = handler(data, query)
+        except BadParameterError as exc:
+            return json_response({"error": str(exc)}, 404)
+        week = payload.get("week") if isinstance(payload.get("week"), int) else None
+        kind = self.breakages.get((name, week)) or self.breakages.get((name, None))
+        if kind:
+            return self.broken(name, payload, kind)
+        if name == "uid":  # millions of devices: skip json.dumps of a huge string
+            head = json.dumps({k: v for k, v in payload.items() if k != "uids"})[:-1]
+            return web.Response(body=f'{head},"uids":"{payload["uids"]}"}}'.encode(), content_type="application/json")
+        return json_response(payload)
+
+    @staticmethod
+    def broken(name: str, payload: dict[str, Any], kind: str) -> web.Response:
+        """The answer of a broken endpoint."""
+        if kind == "html_200":
+            html = "<html><head><title>Service Unavailable</title></head><body>Try again later</body></html>"
+            return web.Response(text=html, content_type="text/html")
+        body = dict(payload)
+        main_key = MAIN_KEYS[name]
+        if kind == "missing_key":
+            body.pop(main_key, None)
+        elif kind == "bad_uids_length":
+            body["uids"] = str(body.get("uids", "")) + "0x12ab"
+        elif kind == "wrong_types":
+            body[main_key] = _stringify_counts(body.get(main_key))
+        text = json.dumps(body)
+        if kind == "truncated_json":
+            text = text[: max(len(text) // 2, 1)]
+        elif kind == "malformed_json":
+            text = text.replace('"', "'", 4)
+        return web.Response(text=text, content_type="application/json")
+
+    # --- parameters ---------------------------------------------------------------
+    @staticmethod
+    def _week(data: KaonDataset, query: Any, first: int) -> int:
+        raw = query.get("week")
+        if raw is None:
+            return data.current_week
+        try:
+            week = int(raw)
+        except ValueError:
+            raise BadParameterError(f"week must be an integer, got {raw!r}") from None
+        if week < first or week > data.current_week:
+            raise BadParameterError(f"no data for week {week} (weeks {first}..{data.current_week})")
+        return week
+
+    def _header(self, data: KaonDataset, week: int) -> dict[str, Any]:
+        return {"client": self.options.client, "week": week, "weekname": data.weekname(week)}
+
+    def _code_counts(self, counts: dict[str, int], code_name: str) -> Any:
+        if self.options.countries_form == "object":
+            return dict(counts)
+        return [{code_name: code, "count": count} for code, count in counts.items()]
+
+    # --- endpoints ------------------------------------------------------------------
+    def weeks(self, data: KaonDataset, _: Any) -> dict[str, Any]:
+        """Weeks with full data."""
+        return {
+            "client": self.options.client,
+            "weeks": [{"week": week, "weekname": data.weekname(week)} for week in data.full_weeks],
+        }
+
+    def engagement(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """The engagement histogram of a week."""
+        week = self._week(data, query, data.first_week)
+        return {**self._header(data, week), "engagements": data.engagement(week)}
+
+    def uid(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """The devices of a week as one string."""
+        week = self._week(data, query, data.first_week)
+        return {**self._header(data, week), "uids": data.uids_string(week)}
+
+    def countries(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """Engagements per country."""
+        week = self._week(data, query, data.first_week)
+        return {**self._header(data, week), "countries": self._code_counts(data.countries(week), "country")}
+
+    def languages(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """Engagements per language."""
+        week = self._week(data, query, data.first_week)
+        return {**self._header(data, week), "languages": self._code_counts(data.languages(week), "language")}
+
+    def hits(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """Hits of a week, or of one path (all weeks or one), optionally per country."""
+        detail = query.get("detail")
+        path = query.get("path")
+        if detail is not None and (path is None or detail != "country"):
+            raise BadParameterError("detail=country is the only detail and needs a path")
+        if path is None:
+            week = self._week(data, query, data.launch_week)
+            return {**self._header(data, week), "hits": data.hits_for_week(week)}
+        # aiohttp decoded the query once: P arrives as the API's (URL-encoded) path form
+        if path not in data.path_names:
+            raise BadParameterError(f"unknown path {path!r}")
+        history = data.path_history(path)
+        if "week" in query:
+            week = self._week(data, query, data.launch_week)
+            history = [hit for hit in history if hit["week"] == week]
+        if detail == "country":
+            history = [{**hit, "countries": data.path_countries(path, hit["week"])} for hit in history]
+        return {"client": self.options.client, "path": path, "hits": history}
+
+    def extid(self, data: KaonDataset, query: Any) -> dict[str, Any]:
+        """A page of an external ID's clickstream, from ``start`` (inclusive)."""
+        external_id = query.get("id")
+        if not external_id:
+            raise BadParameterError("id is required")
+        try:
+            start = int(query["start"]) if "start" in query else None
+            limit = int(query.get("limit", DEFAULT_LIMIT))
+        except ValueError:
+            raise BadParameterError("start and limit must be integers") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadParameterError(f"limit must be between 1 and {MAX_LIMIT}")
+        records = data.clickstream_page(external_id, start, limit)
+        return {"client": self.options.client, "id": external_id, "records": records}
+
+    # --- control ------------------------------------------------------------------------
+    async def set_breakage(self, request: web.Request) -> web.Response:
+        """Break (or mend) an endpoint."""
+        body = await request.json()
+        if body.get("clear"):
+            self.breakages.clear()
+            return json_response({"breakages": []})
+        endpoint, kind = body.get("endpoint"), body.get("kind")
+        if endpoint not in self.handlers or kind not in BREAKAGE_KINDS:
+            return json_response(
+                {"error": f"endpoint in {sorted(self.handlers)}, kind in {sorted(BREAKAGE_KINDS)}"}, 400
+            )
+        self.breakages[(endpoint, body.get("week"))] = kind
+        return json_response({"breakages": [[e, w, k] for (e, w), k in self.breakages.items()]})
+
+
+def _stringify_counts(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_stringify_counts(item) for item in value]
+    if isinstance(value, dict):
+        return {k: (f"{v}a" if k == "count" or isinstance(v, int) else v) for k, v in value.items()}
+    return value
+
+
+def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -> Emulator:
+    """The Kaon Insights emulator for parsed command-line options."""
+    emulator = Emulator("kaon", clock=clock, faults=faults)
+    service = KaonService(options, emulator)
+    emulator.add_route("GET", "/api/{name}", service.handle)
+    emulator.add_control_route("POST", "kaon/breakage", service.set_breakage)
+    emulator.on_reset(service.breakages.clear)
+    return emulator

@@ -1,0 +1,278 @@
+"""The Kaon Insights emulator over real HTTP: every endpoint, form, error, paging rule and knob."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from conftest import FIXED_NOW
+
+from emulators.kaon_data import LANGUAGES, KaonDataset, week_of, week_start
+from emulators.testing import EmulatorProcess
+
+NOW = datetime.fromisoformat(FIXED_NOW)
+SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
+AUTH = {"apikey": "kaon-demo-key", "client": "demo-client"}
+
+
+def expected(**overrides: Any) -> KaonDataset:
+    return KaonDataset(seed=42, client="demo-client", now=NOW, **{**SMALL, **overrides})
+
+
+def call(emulator: EmulatorProcess, name: str, **params: Any) -> requests.Response:
+    return requests.get(f"{emulator.url}/api/{name}", params={**AUTH, **params}, timeout=30)
+
+
+def test_week_arithmetic_matches_the_vendor_document() -> None:
+    assert week_start(417) == date(2019, 12, 29)
+    assert week_start(0) == date(2012, 1, 1)
+    assert week_of(NOW) == 776
+    assert week_start(776).weekday() == 6  # a Sunday
+
+
+def test_weeks_lists_every_full_week(kaon_emulator: EmulatorProcess) -> None:
+    body = call(kaon_emulator, "weeks").json()
+    data = expected()
+    assert body["client"] == "demo-client"
+    assert [w["week"] for w in body["weeks"]] == list(range(764, 777)) == data.full_weeks
+    assert body["weeks"][-1]["weekname"] == data.weekname(776) == "Week of Nov 15, 2026"
+
+
+@pytest.mark.parametrize(("endpoint", "key"), [("engagement", "engagements"), ("countries", "countries")])
+def test_no_week_means_the_current_week(kaon_emulator: EmulatorProcess, endpoint: str, key: str) -> None:
+    body = call(kaon_emulator, endpoint).json()
+    assert body["week"] == 776
+    assert body[key] == call(kaon_emulator, endpoint, week=776).json()[key]
+
+
+def test_engagement_buckets_and_counts(kaon_emulator: EmulatorProcess) -> None:
+    body = call(kaon_emulator, "engagement", week=770).json()
+    assert body == {
+        "client": "demo-client",
+        "week": 770,
+        "weekname": expected().weekname(770),
+        "engagements": expected().engagement(770),
+    }
+    assert [e["bucket"] for e in body["engagements"]] == [
+        "0-10s",
+        "10-30s",
+        "30-60s",
+        "1-3m",
+        "3-10m",
+        "10-30m",
+        "30m+",
+    ]
+
+
+def test_uid_string_holds_every_device(kaon_emulator: EmulatorProcess) -> None:
+    body = call(kaon_emulator, "uid", week=770).json()
+    uids = body["uids"]
+    assert len(uids) == 40 * 18
+    assert uids == expected().uids_string(770)
+    devices = [uids[i : i + 18] for i in range(0, len(uids), 18)]
+    assert devices == expected().device_uids(770)
+    assert all(d.startswith("0x") and int(d[2:], 16) >= 0 for d in devices)
+    assert len(set(devices)) == 40
+
+
+def test_current_week_fills_up_as_the_clock_advances(kaon_emulator: EmulatorProcess) -> None:
+    before = call(kaon_emulator, "engagement").json()["engagements"]
+    devices_before = len(call(kaon_emulator, "uid").json()["uids"]) // 18
+    kaon_emulator.set_clock(advance_seconds=2 * 86400)
+    after = call(kaon_emulator, "engagement").json()["engagements"]
+    devices_after = len(call(kaon_emulator, "uid").json()["uids"]) // 18
+    assert sum(e["count"] for e in after) > sum(e["count"] for e in before)
+    assert all(a["count"] >= b["count"] for a, b in zip(after, before, strict=True))
+    assert devices_before < devices_after < 40
+    # a finished week never changes
+    assert call(kaon_emulator, "engagement", week=770).json()["engagements"] == expected().engagement(770)
+    assert after == expected().at(NOW + timedelta(days=2)).engagement(776)
+
+
+def test_countries_and_languages_list_form(kaon_emulator: EmulatorProcess) -> None:
+    countries = call(kaon_emulator, "countries", week=768).json()["countries"]
+    languages = call(kaon_emulator, "languages", week=768).json()["languages"]
+    assert {c["country"]: c["count"] for c in countries} == expected().countries(768)
+    assert {lang["language"]: lang["count"] for lang in languages} == expected().languages(768)
+    assert set(expected().languages(768)) <= set(LANGUAGES)
+
+
+def test_countries_and_languages_object_form(start_emulator: Callable[..., EmulatorProcess]) -> None:
+    emulator = start_emulator("kaon", "--countries-form", "object")
+    assert call(emulator, "countries", week=768).json()["countries"] == expected().countries(768)
+    assert call(emulator, "languages", week=768).json()["languages"] == expected().languages(768)
+
+
+def test_hits_of_a_week_carry_url_encoded_paths(kaon_emulator: EmulatorProcess) -> None:
+    hits = call(kaon_emulator, "hits", week=770).json()["hits"]
+    assert hits == expected().hits_for_week(770)
+    paths = {hit["path"] for hit in hits} | set(expected().path_names)
+    assert "tours/Main%20Lobby" in paths
+    assert "Caf%C3%A9%20Men%C3%BC/Gr%C3%B6%C3%9Fe" in paths
+    assert "math/a%2Bb%3Dc" in paths
+
+
+def test_hits_of_a_path_go_back_to_launch(kaon_emulator: EmulatorProcess) -> None:
+    path = "Caf%C3%A9%20Men%C3%BC/Gr%C3%B6%C3%9Fe"
+    body = call(kaon_emulator, "hits", path=path).json()
+    assert body["path"] == path
+    assert body["hits"] == expected().path_history(path)
+    assert body["hits"][0]["week"] < 764  # hit data predates the first full week
+    one_week = call(kaon_emulator, "hits", path=path, week=770).json()["hits"]
+    assert one_week == [h for h in body["hits"] if h["week"] == 770]
+
+
+def test_hits_detail_country(kaon_emulator: EmulatorProcess) -> None:
+    path = "math/a%2Bb%3Dc"
+    hits = call(kaon_emulator, "hits", path=path, detail="country").json()["hits"]
+    assert hits
+    for hit in hits:
+        assert hit["countries"] == expected().path_countries(path, hit["week"])
+        assert all(len(code) == 2 for code in hit["countries"])
+
+
+def read_clickstream(emulator: EmulatorProcess, external_id: str, limit: int) -> list[dict[str, Any]]:
+    """Page as a correct client would: start = last timestamp (inclusive), skip what the last
+    page already returned of that second, enlarge the page when one second fills it."""
+    records: list[dict[str, Any]] = []
+    start, seen_in_second, page_limit = None, 0, limit
+    while True:
+        params = {"id": external_id, "limit": page_limit}
+        if start is not None:
+            params["start"] = start
+        page = call(emulator, "extid", **params).json()["records"]
+        fresh = page[seen_in_second:] if start is not None else page
+        if start is not None and page and all(r["timestamp"] == start for r in page) and len(page) == page_limit:
+            page_limit *= 2  # one second fills the page: ask for more of it
+            continue
+        records.extend(fresh)
+        if len(page) < page_limit:
+            return records
+        start = page[-1]["timestamp"]
+        seen_in_second = sum(1 for r in page if r["timestamp"] == start)
+        page_limit = limit
+
+
+@pytest.mark.parametrize("limit", [7, 25, 1000])
+def test_extid_paging_returns_every_record_once(kaon_emulator: EmulatorProcess, limit: int) -> None:
+    for external_id in expected().external_id_names:
+        assert read_clickstream(kaon_emulator, external_id, limit) == expected().clickstream(external_id)
+
+
+def test_extid_start_is_inclusive_and_runs_straddle_pages(kaon_emulator: EmulatorProcess) -> None:
+    clicks = expected().clickstream("EXT-0000")
+    longest = Counter(r["timestamp"] for r in clicks).most_common(1)[0]
+    assert longest[1] == 30  # the --same-second-run default
+    page = call(kaon_emulator, "extid", id="EXT-0000", start=longest[0], limit=10).json()["records"]
+    assert [r["timestamp"] for r in page] == [longest[0]] * 10  # one second fills a page
+    assert any(set(r) - {"timestamp", "path"} for r in clicks)  # unknown extra fields appear
+
+
+def test_extid_hides_future_clicks_until_the_clock_reaches_them(kaon_emulator: EmulatorProcess) -> None:
+    data = expected()
+    visible = data.clickstream("EXT-0001")
+    assert len(visible) < 250
+    kaon_emulator.set_clock(advance_seconds=7 * 86400)
+    later = read_clickstream(kaon_emulator, "EXT-0001", 1000)
+    assert later[: len(visible)] == visible
+    assert len(later) > len(visible)
+
+
+def test_unknown_external_id_has_no_records(kaon_emulator: EmulatorProcess) -> None:
+    assert call(kaon_emulator, "extid", id="nobody").json() == {"client": "demo-client", "id": "nobody", "records": []}
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "status", "message"),
+    [
+        ("weeks", {"apikey": "wrong"}, 403, "invalid apikey"),
+        ("weeks", {"apikey": ""}, 403, "invalid apikey"),
+        ("weeks", {"client": "someone-else"}, 404, "unknown client"),
+        ("nothing", {}, 404, "unknown API"),
+        ("engagement", {"week": "soon"}, 404, "week must be an integer"),
+        ("engagement", {"week": 700}, 404, "no data for week 700"),
+        ("uid", {"week": 777}, 404, "no data for week 777"),
+        ("hits", {"detail": "country"}, 404, "needs a path"),
+        ("hits", {"path": "home", "detail": "city"}, 404, "detail=country is the only detail"),
+        ("hits", {"path": "nowhere"}, 404, "unknown path"),
+        ("extid", {}, 404, "id is required"),
+        ("extid", {"id": "EXT-0000", "limit": 0}, 404, "limit must be between"),
+        ("extid", {"id": "EXT-0000", "start": "x"}, 404, "must be integers"),
+    ],
+)
+def test_errors(kaon_emulator: EmulatorProcess, name: str, params: dict, status: int, message: str) -> None:
+    response = call(kaon_emulator, name, **params)
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert message in response.json()["error"]
+
+
+def test_missing_apikey_is_403(kaon_emulator: EmulatorProcess) -> None:
+    response = requests.get(f"{kaon_emulator.url}/api/weeks", params={"client": "demo-client"}, timeout=30)
+    assert response.status_code == 403
+
+
+def test_request_log_records_the_query(kaon_emulator: EmulatorProcess) -> None:
+    call(kaon_emulator, "engagement", week=770)
+    log = kaon_emulator.requests()
+    assert log[-1]["path"] == "/api/engagement"
+    assert log[-1]["query"] == {**AUTH, "week": "770"}
+    assert log[-1]["status"] == 200
+
+
+def test_error_rate_gives_about_half_5xx(start_emulator: Callable[..., EmulatorProcess]) -> None:
+    emulator = start_emulator("kaon", "--error-rate", "0.5", "--fault-seed", "7")
+    statuses = Counter(call(emulator, "weeks").status_code for _ in range(400))
+    failures = statuses[500] + statuses[503]
+    assert statuses[200] + failures == 400
+    assert 0.35 * 400 <= failures <= 0.65 * 400
+
+
+def test_rate_limit_carries_retry_after_and_drops_close_the_connection(kaon_emulator: EmulatorProcess) -> None:
+    kaon_emulator.set_faults(rate_limit_rate=1.0, retry_after_seconds=3)
+    response = call(kaon_emulator, "weeks")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "3"
+    kaon_emulator.set_faults(rate_limit_rate=0.0, drop_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        call(kaon_emulator, "weeks")
+    kaon_emulator.set_faults(drop_rate=0.0)
+    assert call(kaon_emulator, "weeks").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("html_200", lambda r: r.status_code == 200 and r.text.startswith("<html>")),
+        ("truncated_json", lambda r: r.status_code == 200 and not r.text.rstrip().endswith("}")),
+        ("malformed_json", lambda r: r.status_code == 200 and r.text.startswith("{'")),
+        ("missing_key", lambda r: "uids" not in r.json()),
+        ("bad_uids_length", lambda r: len(r.json()["uids"]) % 18 != 0),
+    ],
+)
+def test_breakage_kinds(kaon_emulator: EmulatorProcess, kind: str, check: Callable[[requests.Response], bool]) -> None:
+    kaon_emulator.control("kaon/breakage", {"endpoint": "uid", "week": 770, "kind": kind})
+    assert check(call(kaon_emulator, "uid", week=770))
+    assert call(kaon_emulator, "uid", week=771).json()["uids"] == expected().uids_string(771)  # other weeks unharmed
+    kaon_emulator.reset()
+    assert call(kaon_emulator, "uid", week=770).json()["uids"] == expected().uids_string(770)
+
+
+def test_wrong_types_breakage_turns_counts_into_strings(kaon_emulator: EmulatorProcess) -> None:
+    kaon_emulator.control("kaon/breakage", {"endpoint": "engagement", "kind": "wrong_types"})
+    engagements = call(kaon_emulator, "engagement", week=770).json()["engagements"]
+    assert all(isinstance(e["count"], str) for e in engagements)
+
+
+@pytest.mark.slow
+def test_a_week_with_two_million_devices(start_emulator: Callable[..., EmulatorProcess]) -> None:
+    emulator = start_emulator("kaon", "--devices-per-week", "2000000")
+    response = call(emulator, "uid", week=770)
+    uids = response.json()["uids"]
+    assert len(uids) == 36_000_000
+    assert uids.count("0x") >= 2_000_000
+    assert uids == expected(devices_per_week=2_000_000).uids_string(770)
