@@ -8,7 +8,7 @@ PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs target-
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help venv lint format test test-fast demo bench clean
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,20 @@ $(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
 venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators and the dev tools
 
+# Meltano installs each plugin into .meltano/ with uv (a dependency of meltano, in .venv/bin).
+# .meltano/ only works at the absolute path it was installed at: the stamp holds that path.
+MELTANO_STAMP := .meltano/.installed
+MELTANO_MOVED := $(shell test "$$(cat $(MELTANO_STAMP) 2>/dev/null)" = "$(CURDIR)" || echo force-meltano-install)
+.PHONY: force-meltano-install
+$(MELTANO_STAMP): $(STAMP) meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.toml) $(MELTANO_MOVED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/meltano install
+	echo "$(CURDIR)" > $(MELTANO_STAMP)
+
+meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
+
+postgres: ## Start PostgreSQL on 127.0.0.1:55432 (installs it with apt-get when missing)
+	scripts/postgres.sh
+
 lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -31,17 +45,17 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint ## Lint, then run every test (installs what the tests need)
+test: venv lint meltano-install postgres ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
 test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
 	$(PY) -m pytest -m "not meltano and not postgres"
 
-demo: venv ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
+demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
 	$(PY) scripts/demo.py
 
 bench: venv ## Run the benchmarks and print their figures
 	$(PY) -m bench
 
 clean: ## Remove the venv, Meltano's install, outputs
-	rm -rf $(VENV) .meltano output .pytest_cache
+	rm -rf $(VENV) .meltano output state .pytest_cache

@@ -24,6 +24,8 @@ Cursor expiry (all off by default; CLI flags or the control route):
 - ``--cursor-expire-after-uses N``: each issued cursor answers N times (e.g. N-1 retries), then expires;
 - ``--cursor-ttl-seconds T``: a cursor expires T seconds after it was issued, by real monotonic time
   (not the emulator's clock);
+- ``expire_at_uses: [k, ...]`` (control route only): the k-th cursor request since the knob was set
+  or the last reset (counted over every cursor) finds its cursor expired: deterministic expiry "at page k";
 - ``--cursor-expire-rate R``: each cursor use expires the cursor with probability R (seeded by
   ``--cursor-seed``; reseeded on every control update and reset).
 
@@ -35,7 +37,7 @@ Control routes (no faults):
 - ``GET /_emulator/kahuna/cursors`` -> the expiry knobs and counters (``outstanding``, ``issued``,
   ``expired_answers``).
 - ``POST /_emulator/kahuna/cursors`` with any of ``{"expire_after_uses": int|null, "ttl_seconds":
-  number|null, "expire_rate": number|null, "seed": int, "expire_all": true}`` (null = off;
+  number|null, "expire_rate": number|null, "expire_at_uses": [int]|null, "seed": int, "expire_all": true}`` (null = off;
   ``expire_all`` expires every outstanding cursor now). Returns the same as GET.
 - ``POST /_emulator/reset`` also forgets every cursor.
 
@@ -205,15 +207,16 @@ class ExpiryPolicy:
     expire_after_uses: int | None = None
     ttl_seconds: float | None = None
     expire_rate: float | None = 0.0
+    expire_at_uses: list[int] | None = None
     seed: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply the known knobs of ``changes`` (``expire_all`` is handled by the store)."""
-        known = {"expire_after_uses", "ttl_seconds", "expire_rate", "seed", "expire_all"}
+        known = {"expire_after_uses", "ttl_seconds", "expire_rate", "expire_at_uses", "seed", "expire_all"}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown cursor knob(s) {sorted(unknown)}; known: {sorted(known)}")
-        for name in ("expire_after_uses", "ttl_seconds", "expire_rate", "seed"):
+        for name in ("expire_after_uses", "ttl_seconds", "expire_rate", "expire_at_uses", "seed"):
             if name in changes:
                 setattr(self, name, changes[name])
         self.validate()
@@ -229,6 +232,11 @@ class ExpiryPolicy:
         rate = self.expire_rate
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1):
             raise ValueError(f"expire_rate must be a number from 0 to 1 or null, got {rate!r}")
+        at_uses = self.expire_at_uses
+        if at_uses is not None and (
+            not isinstance(at_uses, list) or not all(isinstance(n, int) and n >= 1 for n in at_uses)
+        ):
+            raise ValueError(f"expire_at_uses must be a list of integers >= 1 or null, got {at_uses!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
@@ -255,6 +263,7 @@ class CursorStore:
         self._next_id = 0
         self._rng = random.Random(policy.seed)
         self.expired_answers = 0
+        self.cursor_uses = 0  # every cursor request since the last reset: what expire_at_uses counts
 
     def issue(self, env: str, categories: tuple[str, ...], day: date, next_index: int) -> str:
         """A new token for the position ``next_index`` of that day's merged list."""
@@ -268,6 +277,7 @@ class CursorStore:
 
     def use(self, token: str, env: str, categories: tuple[str, ...]) -> Cursor:
         """The cursor's position, counting one use; 400 naming the token if unknown, expired or mismatched."""
+        self.cursor_uses += 1
         cursor = self._cursors.get(token)
         if cursor is None:
             if self._was_issued(token):
@@ -282,6 +292,8 @@ class CursorStore:
 
     def _expires_now(self, cursor: Cursor) -> bool:
         policy = self.policy
+        if policy.expire_at_uses and self.cursor_uses in policy.expire_at_uses:
+            return True
         if policy.expire_after_uses is not None and cursor.uses >= policy.expire_after_uses:
             return True
         if policy.ttl_seconds is not None and time.monotonic() - cursor.issued_at > policy.ttl_seconds:
@@ -311,6 +323,7 @@ class CursorStore:
         self._cursors.clear()
         self._rng.seed(self.policy.seed)
         self.expired_answers = 0
+        self.cursor_uses = 0
 
     def describe(self) -> dict[str, Any]:
         """The knobs and counters."""
@@ -320,6 +333,7 @@ class CursorStore:
             "outstanding": outstanding,
             "issued": self._next_id,
             "expired_answers": self.expired_answers,
+            "cursor_uses": self.cursor_uses,
         }
 
     async def describe_handler(self, _: web.Request) -> web.Response:
@@ -338,6 +352,8 @@ class CursorStore:
             return json_response({"error": str(exc)}, 400)
         self.policy.update(changes)
         self._rng.seed(self.policy.seed)
+        if "expire_at_uses" in changes:
+            self.cursor_uses = 0
         if changes.get("expire_all"):
             self.expire_all()
         return json_response(self.describe())

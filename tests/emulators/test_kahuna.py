@@ -334,6 +334,23 @@ def test_a_cursor_expires_after_n_uses(kahuna_emulator: EmulatorProcess) -> None
     restart_reads_the_whole_day(kahuna_emulator)
 
 
+def test_expire_at_uses_expires_exactly_the_kth_cursor_request(kahuna_emulator: EmulatorProcess) -> None:
+    kahuna_emulator.control("kahuna/cursors", {"expire_at_uses": [2]})
+    cursor = first_cursor(kahuna_emulator)
+    second = follow(kahuna_emulator, cursor)
+    assert second.status_code == 200
+    next_cursor = second.json()["cursor"]
+    assert_error(follow(kahuna_emulator, next_cursor), 400, f"cursor {next_cursor} has expired")
+    state = kahuna_emulator.control("kahuna/cursors")
+    assert state["cursor_uses"] == 2
+    assert state["expired_answers"] == 1
+    restart_reads_the_whole_day(kahuna_emulator)
+    assert kahuna_emulator.control("kahuna/cursors")["expired_answers"] == 1  # only the 2nd use expired
+    bad = requests.post(f"{kahuna_emulator.url}/_emulator/kahuna/cursors", json={"expire_at_uses": [0]}, timeout=10)
+    assert bad.status_code == 400
+    assert "expire_at_uses must be a list of integers >= 1" in bad.json()["error"]
+
+
 def test_expire_after_uses_from_the_command_line(start_emulator: StartEmulator) -> None:
     emulator = start_emulator("kahuna", "--cursor-expire-after-uses", "1")
     cursor = first_cursor(emulator)

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and database.
+# Idempotent: returns at once when a server already answers there. Installs PostgreSQL with
+# apt-get when no initdb is found (needs root, as `make test` on a fresh CI machine has).
+set -euo pipefail
+
+PORT="${KK_PG_PORT:-55432}"
+DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata}"
+DB_USER="${KK_PG_USER:-kk}"
+DB_PASSWORD="${KK_PG_PASSWORD:-kk-dev-password}"
+DB_NAME="${KK_PG_DATABASE:-kk_warehouse}"
+
+fail() { echo "postgres.sh: $*" >&2; exit 1; }
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+pg_bin_dir() {
+    local initdb_path
+    if initdb_path="$(command -v initdb 2>/dev/null)"; then
+        dirname "$(readlink -f "$initdb_path")"
+        return
+    fi
+    # Debian keeps the server binaries off PATH, one directory per major version: take the newest.
+    local newest
+    newest="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    [[ -n "$newest" && -x "$newest/initdb" ]] && echo "$newest"
+}
+
+install_postgres() {
+    [[ "$(id -u)" == 0 ]] || fail "PostgreSQL is not installed: run 'apt-get install -y postgresql' as root (or start a server on 127.0.0.1:$PORT)"
+    echo "postgres.sh: installing PostgreSQL with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+}
+
+# initdb and the server refuse to run as root: run them as the `postgres` system user then.
+as_server_user() {
+    if [[ "$(id -u)" == 0 ]]; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+sql() { as_server_user "$BIN/psql" -X -q -h "$DATA_DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+if answers; then
+    exit 0
+fi
+
+BIN="$(pg_bin_dir || true)"
+if [[ -z "$BIN" ]]; then
+    install_postgres
+    BIN="$(pg_bin_dir || true)"
+    [[ -n "$BIN" ]] || fail "apt-get installed postgresql but no initdb was found under /usr/lib/postgresql"
+fi
+
+if [[ ! -f "$DATA_DIR/PG_VERSION" ]]; then
+    mkdir -p "$DATA_DIR"
+    [[ "$(id -u)" == 0 ]] && chown postgres: "$DATA_DIR"
+    chmod 700 "$DATA_DIR"
+    as_server_user "$BIN/initdb" -D "$DATA_DIR" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 --no-locale >"$DATA_DIR.initdb.log" 2>&1 ||
+        fail "initdb failed: see $DATA_DIR.initdb.log"
+fi
+
+as_server_user "$BIN/pg_ctl" -D "$DATA_DIR" -l "$DATA_DIR/server.log" -w -t 60 \
+    -o "-p $PORT -k $DATA_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
+    fail "the server did not start on 127.0.0.1:$PORT: see $DATA_DIR/server.log"
+
+sql <<SQL
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$DB_USER', '$DB_PASSWORD')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$DB_NAME', '$DB_USER')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
+SQL
+echo "postgres.sh: PostgreSQL on 127.0.0.1:$PORT, database $DB_NAME, user $DB_USER (data in $DATA_DIR)" >&2

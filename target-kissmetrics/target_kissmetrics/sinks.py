@@ -1,0 +1,60 @@
+"""The one sink: each record becomes its beacons, sent while the batch fills up.
+
+Beacons leave as soon as a record is read (bounded by the delivery window), so memory stays
+flat however big the batch; :meth:`KissmetricsSink.process_batch` waits until every beacon of the
+batch got a 200. singer-sdk emits STATE only after every sink drained, so a STATE line always
+follows the delivery of every beacon of the records before it.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk.sinks import Sink
+
+from target_kissmetrics.beacons import InvalidRecordError, build_beacons, mappings_for_stream
+from target_kissmetrics.delivery import DeliveryBatch
+
+if t.TYPE_CHECKING:
+    from target_kissmetrics.target import TargetKissmetrics
+
+DRY_RUN_KEY = "REDACTED"
+
+
+class KissmetricsSink(Sink):
+    """Turns a stream's records into Kissmetrics beacons (see ``beacons.py`` for the rules)."""
+
+    MAX_SIZE_DEFAULT = 10000
+
+    def __init__(
+        self,
+        target: TargetKissmetrics,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.kissmetrics = target
+        self.mappings = mappings_for_stream(stream_name, self.config.get("streams"), list(schema.get("properties", {})))
+        self.delivery = DeliveryBatch(target.sender) if target.sender is not None else None
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Build the record's beacons and send them (or dead-letter the record if it breaks a rule)."""
+        try:
+            beacons = build_beacons(record, self.mappings, self.kissmetrics.current_time_extracted)
+        except InvalidRecordError as invalid:
+            self.kissmetrics.reject(self.stream_name, self.key_properties, record, invalid.reasons)
+            return
+        if self.delivery is None:
+            for beacon in beacons:
+                sys.stderr.write(f"DRY RUN {beacon.url(self.kissmetrics.tracking_url, DRY_RUN_KEY)}\n")
+                self.kissmetrics.count_dry_run(beacon.kind)
+            return
+        for beacon in beacons:
+            self.delivery.submit(beacon)
+
+    def process_batch(self, context: dict) -> None:
+        """Return only once every beacon of the batch was delivered (raises if one was not)."""
+        if self.delivery is not None:
+            self.delivery.complete()

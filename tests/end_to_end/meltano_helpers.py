@@ -1,0 +1,191 @@
+"""Run the real Meltano project (``meltano run`` in the repository) against emulators on free ports.
+
+Each test gets its own state directory, DuckDB file and dead-letter file through environment
+variables that Meltano maps onto settings (``TAP_KAHUNA_LOGS_API_URL`` -> ``api_url``), so the
+project's ``dev`` environment runs unchanged against the test's emulators.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from emulators.kahuna_data import KahunaDataset
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+MELTANO = str(VENV_BIN / "meltano")
+FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
+RUN_TIMEOUT_SECONDS = 300
+# Only the taps' metrics: singer-sdk targets report record_count too.
+_TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
+
+KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
+# The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
+EVENT_PREFIXES = {"inapp": "Kahuna in-app", "push": "Kahuna push", "email": "Kahuna email"}
+KAHUNA_STREAMS = {"inapp": "inapp_logs", "push": "push_logs", "email": "email_logs", "user_merge": "user_merge_logs"}
+
+
+@dataclass
+class MeltanoProject:
+    """The repository's Meltano project with per-test state, warehouse and settings."""
+
+    workdir: Path
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the file state backend keeps this test's state."""
+        return self.workdir / "state"
+
+    @property
+    def duckdb_path(self) -> Path:
+        """This test's DuckDB warehouse."""
+        return self.workdir / "warehouse.duckdb"
+
+    def sys_dir(self) -> Path:
+        """This test's own ``.meltano``: the installed plugins linked in, its own run files and database.
+
+        Meltano writes each tap's discovered catalog to ``.meltano/run/<plugin>/``: two runs of one tap
+        in one ``.meltano`` (parallel tests, another session) would read each other's half-written file.
+        """
+        sys_dir = self.workdir / "meltano-sys"
+        if not sys_dir.exists():
+            sys_dir.mkdir()
+            for plugin_type in ("extractors", "loaders", "utilities"):
+                (sys_dir / plugin_type).symlink_to(PROJECT_ROOT / ".meltano" / plugin_type)
+        return sys_dir
+
+    def env(self) -> dict[str, str]:
+        """The environment of every Meltano command of this test."""
+        return {
+            **os.environ,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_STATE_BACKEND_URI": self.state_dir.as_uri(),
+            "MELTANO_SYS_DIR_ROOT": str(self.sys_dir()),
+            "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
+            "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(self.workdir / "dead-letters.jsonl"),
+            "MELTANO_CLI_LOG_LEVEL": "info",
+            **self.settings,
+        }
+
+    def command(self, *args: str) -> list[str]:
+        """A meltano command line."""
+        return [MELTANO, *args]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``meltano <args>`` in the project; on failure the assertion shows the log's end."""
+        result = subprocess.run(
+            self.command(*args),
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, f"meltano {' '.join(args)} failed:\n{log_tail(result.stderr)}"
+        return result
+
+    def start(self, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
+        """Start ``meltano <args>`` in its own process group (so a test can kill the whole pipeline)."""
+        with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                self.command(*args),
+                cwd=PROJECT_ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        """The stored state of one state ID (``{}`` when there is none)."""
+        path = self.state_dir / state_id / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on this test's DuckDB warehouse."""
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+
+def log_tail(log: str, lines: int = 40) -> str:
+    """The end of a Meltano log without its boxed traceback art."""
+    return "\n".join([line for line in log.splitlines() if "│" not in line and line.strip()][-lines:])
+
+
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a started pipeline and every process it spawned (tap, target)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def wait_for(predicate: Any, timeout: float = 120, interval: float = 0.05) -> None:
+    """Wait until ``predicate()`` is true (polling), or fail naming the timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def record_counts(log: str) -> Counter[str]:
+    """Records per stream that the tap reported (singer-sdk ``record_count`` metrics)."""
+    counts: Counter[str] = Counter()
+    for match in _TAP_METRIC.finditer(log):
+        metric = json.loads(match.group(1))
+        if metric.get("metric") == "record_count" and metric.get("tags", {}).get("stream"):
+            counts[metric["tags"]["stream"]] += int(metric["value"])
+    return counts
+
+
+def as_date(value: Any) -> date:
+    """A DuckDB column value (date, datetime or ISO text) as a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def unix(timestamp: str) -> int:
+    """Unix seconds of a Kahuna ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC timestamp."""
+    return int(datetime.fromisoformat(timestamp + "+00:00").timestamp())
+
+
+def expected_events(dataset: KahunaDataset) -> set[tuple[str, str, int]]:
+    """(person, event, time) of every event the modelled view yields from the emulator's logs."""
+    return {
+        (str(record["user_id"]), f"{prefix} {record['action']}", unix(record["timestamp"]))
+        for category, prefix in EVENT_PREFIXES.items()
+        for day in dataset.days
+        for record in dataset.records(category, day)
+        if record.get("user_id") and record.get("action")
+    }
+
+
+def expected_aliases(dataset: KahunaDataset, *, self_merges: bool) -> set[frozenset[str]]:
+    """Every merge as an unordered pair; ``self_merges``: keep a user merged into itself (the view drops it)."""
+    return {
+        frozenset((str(record["surviving_user_id"]), str(record["merged_user_id"])))
+        for day in dataset.days
+        for record in dataset.records("user_merge", day)
+        if record.get("surviving_user_id")
+        and record.get("merged_user_id")
+        and (self_merges or record["surviving_user_id"] != record["merged_user_id"])
+    }

@@ -1,0 +1,77 @@
+"""The PostgreSQL warehouse: both taps through target-postgres, then tap-postgres -> target-kissmetrics.
+
+Needs the server that ``make postgres`` (and ``make test``) starts on 127.0.0.1:55432.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+from meltano_helpers import FIXED_NOW, KAHUNA_STREAMS, MeltanoProject, as_date, expected_aliases, expected_events
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+
+POSTGRES_URL = "postgresql://kk:kk-dev-password@127.0.0.1:55432/kk_warehouse"
+KAHUNA_DAYS = 3
+KAHUNA_LOGS_PER_DAY = 60
+
+pytestmark = [pytest.mark.meltano, pytest.mark.postgres]
+
+
+@pytest.fixture
+def warehouse() -> Iterator[psycopg.Connection]:
+    """A connection to the test warehouse, with the schemas this suite writes dropped first."""
+    try:
+        connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"no PostgreSQL on 127.0.0.1:55432 ({error}): run `make postgres` (make test does it)")
+    for schema in ("kissmetrics", "kahuna", "kaon"):
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    yield connection
+    connection.close()
+
+
+def test_kahuna_through_postgres_then_replayed_into_kissmetrics(
+    project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess], warehouse: psycopg.Connection
+) -> None:
+    kahuna = start_emulator("kahuna", "--days", str(KAHUNA_DAYS), "--logs-per-day", str(KAHUNA_LOGS_PER_DAY))
+    kissmetrics = start_emulator("kissmetrics")
+    project.settings.update(
+        {
+            "TAP_KAHUNA_LOGS_API_URL": f"{kahuna.url}/api/kahunalogs",
+            "TAP_KAHUNA_LOGS_START_DATE": (FIXED_NOW.date() - timedelta(days=KAHUNA_DAYS - 1)).isoformat(),
+            "TAP_KAHUNA_LOGS_END_DATE": FIXED_NOW.date().isoformat(),
+            "TARGET_KISSMETRICS_TRACKING_URL": kissmetrics.url,
+        }
+    )
+    dataset = KahunaDataset(seed=42, now=FIXED_NOW, days=KAHUNA_DAYS, logs_per_day=KAHUNA_LOGS_PER_DAY, env="p")
+
+    project.run("run", "kahuna-to-postgres")
+
+    for category, table in KAHUNA_STREAMS.items():
+        rows = warehouse.execute(f"SELECT log_date, log_position FROM kahuna.{table}").fetchall()  # noqa: S608
+        keys = [(as_date(day), int(position)) for day, position in rows]
+        expected = {(day, position) for day in dataset.days for position in range(len(dataset.records(category, day)))}
+        assert len(keys) == len(set(keys)), table
+        assert set(keys) == expected, table
+    primary_key = warehouse.execute(
+        "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+        " WHERE i.indrelid = 'kahuna.inapp_logs'::regclass AND i.indisprimary"
+    ).fetchone()
+    assert primary_key == (["log_date", "log_position"],)
+
+    project.run("run", "warehouse-to-kissmetrics")
+
+    dedup = kissmetrics.control("dedup")
+    events = {(event["person"], event["event"], event["time"]) for event in dedup["events"]}
+    assert events == expected_events(dataset)
+    assert {frozenset(pair) for pair in dedup["aliases"]} == expected_aliases(dataset, self_merges=False)
+    platforms = {(item["person"], item["value"]) for item in dedup["properties"] if item["name"] == "platform"}
+    latest_platform = dict(warehouse.execute("SELECT person, platform FROM kissmetrics.people").fetchall())
+    assert platforms == set(latest_platform.items())
+    assert platforms

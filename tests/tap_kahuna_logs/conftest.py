@@ -1,0 +1,38 @@
+"""Fixtures for tap-kahuna-logs: one Kahuna emulator per module, the real CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from kahuna_helpers import NOW, TapRun, run_cli, start_kahuna
+
+from emulators.testing import EmulatorProcess
+
+
+@pytest.fixture(scope="module")
+def kahuna() -> Iterator[EmulatorProcess]:
+    """One emulator per test module; :func:`clean_emulator` resets it between tests."""
+    emulator = start_kahuna()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def clean_emulator(kahuna: EmulatorProcess) -> EmulatorProcess:
+    """The module's emulator with no faults, no cursor expiry, the clock at NOW and an empty request log."""
+    kahuna.set_faults(
+        latency_ms=0.0, error_rate=0.0, error_statuses=[500, 503], drop_rate=0.0, rate_limit_rate=0.0, slow_body_ms=0.0
+    )
+    kahuna.control("kahuna/cursors", {"expire_after_uses": None, "ttl_seconds": None, "expire_rate": 0.0})
+    kahuna.set_clock(now=NOW)
+    kahuna.reset()
+    return kahuna
+
+
+@pytest.fixture
+def run_tap(tmp_path: Path) -> Callable[..., TapRun]:
+    """``run_tap(config, state=None, env=None, args=())`` runs the real CLI in this test's tmp dir."""
+    return partial(run_cli, tmp_path)

@@ -1,0 +1,88 @@
+"""Expired cursors restart the day from 00:00: no record lost, none repeated.
+
+The emulator counts uses per cursor (``expire_after_uses``), rolls a seeded die per use (``expire_rate``)
+can expire every outstanding cursor at once (``expire_all``) and expires the k-th cursor request
+(``expire_at_uses``), which gives expiry at an exact page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from kahuna_helpers import CATEGORIES, STREAMS, TapRun, base_config, dataset, expected_rows, keys
+
+from emulators.testing import EmulatorProcess
+
+HELD_MS = 400.0
+
+
+def expired_cursor_answers(requests: list[dict]) -> list[int]:
+    """Indexes of the requests the emulator answered 400 because their cursor had expired."""
+    return [i for i, r in enumerate(requests) if r["status"] == 400 and "cursor" in (r.get("json") or {})]
+
+
+def assert_exact(run: TapRun, categories: tuple[str, ...] = CATEGORIES, days: list | None = None) -> None:
+    """Exactly the dataset's records, each once, in order, with their timestamps."""
+    assert run.returncode == 0, run.stderr[-3000:]
+    for category in categories:
+        rows = expected_rows(category, days=days)
+        records = run.records[STREAMS[category]]
+        assert keys(records) == [(day, position) for day, position, _ in rows]
+        assert [r["timestamp"][:26].replace("T", " ") for r in records] == [raw["timestamp"] for *_, raw in rows]
+
+
+def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+    clean_emulator.control("kahuna/cursors", {"expire_after_uses": 1})
+    run = run_tap(base_config(clean_emulator, page_size=9))
+    assert_exact(run)
+    requests = clean_emulator.requests()
+    assert expired_cursor_answers(requests) == []
+    cursors = [r["json"]["cursor"] for r in requests if "cursor" in r["json"]]
+    assert len(cursors) == len(set(cursors)) > 0
+
+
+@pytest.mark.parametrize("expiring_request", [1, 2, 3], ids=["first-cursor", "second-cursor", "third-cursor"])
+def test_cursor_expiring_at_a_given_page_restarts_the_day(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], expiring_request: int
+) -> None:
+    day = dataset().days[1]
+    config = base_config(
+        clean_emulator,
+        categories=["user_merge"],
+        start_date=day.isoformat(),
+        end_date=day.isoformat(),
+        page_size=5,
+        max_concurrency=1,
+    )
+    # the k-th cursor request finds its cursor expired: request k, after the day's first (timestamp) request
+    clean_emulator.control("kahuna/cursors", {"expire_at_uses": [expiring_request]})
+    run = run_tap(config)
+    requests = clean_emulator.requests()
+    assert expired_cursor_answers(requests) == [expiring_request]
+    assert requests[expiring_request + 1]["json"].get("timestamp") == day.strftime("%m/%d/%Y 00:00")
+    assert_exact(run, ("user_merge",), days=[day])
+    assert "restarting the day from 00:00" in run.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cursors_expiring_at_random_lose_and_repeat_nothing(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], seed: int
+) -> None:
+    clean_emulator.control("kahuna/cursors", {"expire_rate": 0.2, "seed": seed})
+    run = run_tap(base_config(clean_emulator, page_size=30, max_concurrency=1))
+    assert_exact(run)
+    assert len(expired_cursor_answers(clean_emulator.requests())) >= 2
+    assert "restarting the day from 00:00" in run.stderr
+
+
+def test_every_cursor_expired_stops_with_one_clear_line(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+) -> None:
+    clean_emulator.control("kahuna/cursors", {"expire_rate": 1.0})
+    run = run_tap(base_config(clean_emulator, page_size=5, categories=["inapp"]))
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1
+    assert "keep expiring" in errors[0]
+    assert "Traceback" not in run.stderr

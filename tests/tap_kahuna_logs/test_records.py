@@ -1,0 +1,186 @@
+"""Exact rows per category against the emulator's dataset, and what the tap asks the API."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import pytest
+from kahuna_helpers import (
+    API_KEY,
+    CATEGORIES,
+    SECRET_KEY,
+    STREAMS,
+    TapRun,
+    base_config,
+    expected_rows,
+    keys,
+    run_cli,
+)
+
+from emulators.testing import EmulatorProcess
+
+KNOWN = {
+    "inapp": {
+        "user_id",
+        "credentials",
+        "campaign",
+        "campaign_id",
+        "message",
+        "timestamp",
+        "action",
+        "action_detail",
+        "os",
+    },
+    "push": {
+        "dev_id",
+        "user_id",
+        "campaign",
+        "campaign_id",
+        "timestamp",
+        "action",
+        "action_category",
+        "action_detail",
+        "push_token",
+        "credentials",
+        "message",
+        "os",
+        "ghost",
+    },
+    "email": {"user_id", "credentials", "campaign", "campaign_id", "timestamp", "action", "action_detail", "message"},
+    "user_merge": {
+        "timestamp",
+        "surviving_user_id",
+        "merged_user_id",
+        "common_credentials",
+        "surviving_credentials",
+        "merged_credentials",
+    },
+}
+CREDENTIAL_FIELDS = {"credentials", "common_credentials", "surviving_credentials", "merged_credentials"}
+
+
+def iso(kahuna_timestamp: str) -> str:
+    """``2026-11-18 00:00:00.000000`` -> ``2026-11-18T00:00:00.000000+00:00`` (written out independently)."""
+    day, time = kahuna_timestamp.split(" ")
+    if "." not in time:
+        time += ".000000"
+    return f"{day}T{time}+00:00"
+
+
+def by_type(credentials: list) -> dict[str, list[str]]:
+    """Independent reading of ``type:value`` credentials."""
+    parsed: dict[str, list[str]] = {}
+    for credential in credentials:
+        text = str(credential)
+        if ":" in text and not text.startswith(":"):
+            kind, value = text.split(":", 1)
+            parsed.setdefault(kind, []).append(value)
+    return parsed
+
+
+def assert_matches_raw(category: str, record: dict, raw: dict) -> None:
+    """Every raw field is in the record: typed when known, as sent in ``extra`` when not."""
+    assert record["timestamp"] == iso(raw["timestamp"])
+    extra = {name: value for name, value in raw.items() if name not in KNOWN[category]}
+    assert record["extra"] == extra
+    for name, value in raw.items():
+        if name not in KNOWN[category] or name == "timestamp":
+            continue
+        if name in CREDENTIAL_FIELDS:
+            assert record[name] == [str(item) for item in value]
+            assert record[f"{name}_by_type"] == by_type(value)
+        elif isinstance(value, bool) or value is None:
+            assert record[name] == value
+        else:
+            assert record[name] == str(value)
+    for name in KNOWN[category] - set(raw):
+        assert name not in record
+
+
+def assert_exact_rows(run: TapRun, category: str, **expected: object) -> None:
+    """The stream holds exactly the dataset's records, in order, each once, with the documented key."""
+    rows = expected_rows(category, **expected)  # type: ignore[arg-type]
+    records = run.records.get(STREAMS[category], [])
+    assert keys(records) == [(day, position) for day, position, _ in rows]
+    for record, (_, _, raw) in zip(records, rows, strict=True):
+        assert_matches_raw(category, record, raw)
+
+
+@pytest.fixture(scope="module")
+def full_run(kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[TapRun, list[dict]]:
+    """One run over every category and day, and the requests it made."""
+    kahuna.reset()
+    run = run_cli(tmp_path_factory.mktemp("full"), base_config(kahuna))
+    return run, kahuna.requests()
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_each_category_has_exactly_the_api_records(full_run: tuple[TapRun, list[dict]], category: str) -> None:
+    run, _ = full_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_exact_rows(run, category)
+
+
+def test_data_set_has_the_hard_cases(full_run: tuple[TapRun, list[dict]]) -> None:
+    run, _ = full_run
+    records = [record for stream in STREAMS.values() for record in run.records.get(stream, [])]
+    times = [record["timestamp"] for record in records]
+    assert any(t.endswith("T00:00:00.000000+00:00") for t in times)
+    assert any(t.endswith("T23:59:59.999999+00:00") for t in times)
+    assert any(record["extra"] for record in records), "unknown fields are kept in extra"
+    contents = [tuple(sorted((k, repr(v)) for k, v in r.items() if k != "log_position")) for r in records]
+    assert len(set(contents)) < len(contents), "genuine repeats stay separate records"
+    assert any(
+        any(":" in value for values in record.get("credentials_by_type", {}).values() for value in values)
+        for record in records
+    ), "a value holding ':' is split on the first ':' only"
+
+
+def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: tuple[TapRun, list[dict]]) -> None:
+    _, requests = full_run
+    assert requests
+    token = base64.b64encode(f"{SECRET_KEY}:{API_KEY}".encode()).decode()
+    for request in requests:
+        assert request["method"] == "POST"
+        assert request["query"] == {"env": "p"}
+        assert request["headers"]["Authorization"] == f"Basic {token}"
+        body = request["json"]
+        assert len(body["categories_to_return"]) == 1
+        assert body["number_of_records"] == 17
+        assert ("cursor" in body) != ("timestamp" in body)
+        if "timestamp" in body:
+            month, day, rest = body["timestamp"].split("/")
+            assert (len(month), len(day), rest[4:]) == (2, 2, " 00:00")
+    categories = {request["json"]["categories_to_return"][0] for request in requests}
+    assert categories == set(CATEGORIES)
+
+
+def test_user_merge_is_never_combined(full_run: tuple[TapRun, list[dict]]) -> None:
+    _, requests = full_run
+    merge_requests = [r for r in requests if "user_merge" in r["json"]["categories_to_return"]]
+    assert merge_requests
+    assert all(r["json"]["categories_to_return"] == ["user_merge"] for r in merge_requests)
+
+
+def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[TapRun, list[dict]]) -> None:
+    run, _ = full_run
+    bookmarks = run.final_state["bookmarks"]
+    for category in CATEGORIES:
+        rows = expected_rows(category)
+        last_day = rows[-1][0]
+        assert bookmarks[STREAMS[category]]["day"] == last_day
+        assert bookmarks[STREAMS[category]]["day_records_emitted"] == sum(1 for row in rows if row[0] == last_day)
+        assert bookmarks[STREAMS[category]]["replication_key_value"] == iso(rows[-1][2]["timestamp"])
+    text = str(run.states)
+    assert SECRET_KEY not in text
+    assert API_KEY not in text
+
+
+def test_selected_categories_only(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+    run = run_tap(base_config(clean_emulator, categories=["user_merge", "email"], environment="s"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert set(run.records) == {"email_logs", "user_merge_logs"}
+    requests = clean_emulator.requests()
+    assert {r["json"]["categories_to_return"][0] for r in requests} == {"email", "user_merge"}
+    assert {r["query"]["env"] for r in requests} == {"s"}
