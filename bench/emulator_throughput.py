@@ -59,6 +59,7 @@ def kissmetrics_event(worker: int, sequence: int) -> RequestSpec:
 KAON_KEY = "kaon-demo-key"
 KAON_CLIENT = "demo-client"
 KAON_WEEKS = range(760, 776)
+KAON_ARGS = ("--api-key", KAON_KEY, "--client", KAON_CLIENT)
 
 
 def kaon_weeks(worker: int, sequence: int) -> RequestSpec:
@@ -124,8 +125,8 @@ SCENARIOS = [
         kahuna_first_page,
         b'"inapp":[{',
     ),
-    Scenario("Kaon `weeks` (GET)", "kaon", (), 32, kaon_weeks, b'"weeks":[{'),
-    Scenario("Kaon `engagement?week=N` (GET)", "kaon", (), 32, kaon_engagement, b'"engagements":[{'),
+    Scenario("Kaon `weeks` (GET)", "kaon", KAON_ARGS, 32, kaon_weeks, b'"weeks":[{'),
+    Scenario("Kaon `engagement?week=N` (GET)", "kaon", KAON_ARGS, 32, kaon_engagement, b'"engagements":[{'),
 ]
 
 
