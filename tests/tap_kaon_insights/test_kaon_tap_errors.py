@@ -1,0 +1,196 @@
+"""Errors end the run with one clear line; transient faults are retried; the api key never leaks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from kaon_tap_helpers import (
+    SMALL_ARGS,
+    TapRun,
+    base_config,
+    dataset,
+    error_lines,
+    expected_weekly,
+    run_tap,
+)
+
+from emulators.testing import EmulatorProcess
+
+CANARY = "CANARY-kaon-k3y-7f19c2"
+DATA = dataset()
+
+
+def assert_one_clear_error(run: TapRun, *fragments: str) -> str:
+    """The run failed with an error line holding every fragment, and no traceback."""
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    matching = [line for line in error_lines(run) if all(f in line for f in fragments)]
+    assert len(matching) == 1, error_lines(run)
+    return matching[0]
+
+
+def break_endpoint(emulator: EmulatorProcess, endpoint: str, week: int, kind: str) -> None:
+    """Make the emulator answer one endpoint and week badly."""
+    emulator.control("kaon/breakage", {"endpoint": endpoint, "week": week, "kind": kind})
+
+
+def test_wrong_api_key_says_check_api_key(module_kaon: EmulatorProcess, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, base_config(module_kaon.url, api_key="wrong-key-1"), streams=("engagement",))
+    assert_one_clear_error(run, "403", "check api_key")
+    assert run.records == {}
+
+
+def test_unknown_client_names_client_and_endpoint(module_kaon: EmulatorProcess, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, base_config(module_kaon.url, client="no-such-client"), streams=("engagement",))
+    assert_one_clear_error(run, "404", "client 'no-such-client'", "endpoint 'weeks'")
+
+
+def test_unknown_path_names_the_path(module_kaon: EmulatorProcess, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, base_config(module_kaon.url, paths=["no/such/path"]), streams=("path_hits",))
+    assert_one_clear_error(run, "404", "endpoint 'hits'", "'no/such/path'")
+
+
+def test_unknown_endpoint_name_names_endpoint_and_week(module_kaon: EmulatorProcess, tmp_path: Path) -> None:
+    config = base_config(module_kaon.url, start_week=776, endpoints={"engagement": "no-such-endpoint"})
+    run = run_tap(tmp_path, config, streams=("engagement",))
+    assert_one_clear_error(run, "404", "endpoint 'no-such-endpoint'", "week 776")
+
+
+def test_server_errors_are_retried_until_success(
+    start_emulator: Callable[..., EmulatorProcess], tmp_path: Path
+) -> None:
+    emulator = start_emulator("kaon", "--error-rate", "0.4", "--fault-seed", "3")
+    run = run_tap(tmp_path, base_config(emulator.url, start_week=770), streams=("engagement",))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.rows("engagement") == expected_weekly(DATA, "engagement", list(range(770, 777)))
+    statuses = [r["status"] for r in emulator.requests()]
+    assert {500, 503} & set(statuses)
+    assert statuses[-1] == 200
+
+
+def test_dropped_connections_are_retried(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
+    emulator = start_emulator("kaon", "--drop-rate", "0.4", "--fault-seed", "5")
+    run = run_tap(tmp_path, base_config(emulator.url, start_week=0, max_retries=8), streams=("hits",))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.rows("hits") == expected_weekly(DATA, "hits", list(range(DATA.first_week, 777)))
+    assert "dropped" in [r["status"] for r in emulator.requests()]
+
+
+def test_rate_limit_waits_at_least_retry_after(tmp_path: Path) -> None:
+    # The clock follows real time here, so the request log's times show the waits.
+    with EmulatorProcess(
+        "kaon", *SMALL_ARGS, "--rate-limit-rate", "0.3", "--retry-after", "1", "--fault-seed", "1"
+    ) as emulator:
+        run = run_tap(tmp_path, base_config(emulator.url, start_week=0, max_retries=10), streams=("engagement",))
+        assert run.returncode == 0, run.stderr[-2000:]
+        log = emulator.requests()
+    limited = [i for i, r in enumerate(log) if r["status"] == 429]
+    assert limited
+    for index in limited:
+        retry = next(r for r in log[index + 1 :] if r["query"] == log[index]["query"])
+        gap = datetime.fromisoformat(retry["time"]) - datetime.fromisoformat(log[index]["time"])
+        assert gap.total_seconds() >= 1.0
+
+
+def test_retries_give_up_with_one_line(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
+    emulator = start_emulator("kaon", "--error-rate", "1")
+    run = run_tap(tmp_path, base_config(emulator.url, max_retries=2), streams=("weeks",))
+    assert_one_clear_error(run, "kept failing", "endpoint 'weeks'", "after 2 retries")
+    assert len(emulator.requests()) == 3
+
+
+def test_timeouts_are_retried_then_reported(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
+    emulator = start_emulator("kaon", "--latency-ms", "1500")
+    config = base_config(emulator.url, request_timeout=0.3, max_retries=1)
+    run = run_tap(tmp_path, config, streams=("weeks",))
+    assert_one_clear_error(run, "endpoint 'weeks'", "after 1 retries", "Timeout")
+    assert [r["path"] for r in emulator.requests()] == ["/api/weeks", "/api/weeks"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "stream", "kind", "problem"),
+    [
+        ("engagement", "engagement", "html_200", "not valid JSON"),
+        ("engagement", "engagement", "truncated_json", "not valid JSON"),
+        ("countries", "countries", "malformed_json", "not valid JSON"),
+        ("languages", "languages", "missing_key", "no 'languages' key"),
+        ("hits", "hits", "wrong_types", "expected"),
+        ("uid", "devices", "bad_uids_length", "not a multiple of 18"),
+    ],
+)
+def test_malformed_bodies_name_endpoint_and_week(
+    start_emulator: Callable[..., EmulatorProcess], tmp_path: Path, endpoint: str, stream: str, kind: str, problem: str
+) -> None:
+    emulator = start_emulator("kaon")
+    break_endpoint(emulator, endpoint, 775, kind)
+    run = run_tap(tmp_path, base_config(emulator.url, start_week=774), streams=(stream,))
+    assert_one_clear_error(run, f"endpoint '{endpoint}'", "week 775", problem)
+    assert {row["week"] for row in run.rows(stream)} <= {774}, "nothing of the broken week is emitted"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"api_url": "http://insights.example.com/api"}, "must use https"),
+        ({"api_url": "ftp://x/api"}, "not an http(s) URL"),
+        ({"start_week": 700, "end_week": 600}, "end_week 600 is before start_week 700"),
+        ({"max_concurrency": 0}, "max_concurrency must be 1 or more"),
+        ({"start_date": "yesterday"}, "start_date"),
+        ({"endpoints": {"weekz": "w"}}, "weekz"),
+    ],
+)
+def test_bad_config_fails_before_any_request(
+    module_kaon: EmulatorProcess, tmp_path: Path, overrides: dict, message: str
+) -> None:
+    module_kaon.reset()
+    run = run_tap(tmp_path, base_config(module_kaon.url, **overrides), streams=("weeks",))
+    assert run.returncode == 1
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert module_kaon.requests() == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_canary_key_never_leaks(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
+    emulator = start_emulator("kaon", "--api-key", CANARY, "--error-rate", "0.2", "--fault-seed", "2")
+    debug = {"LOGLEVEL": "DEBUG"}
+    config = base_config(
+        emulator.url, api_key=CANARY, paths=DATA.path_names[:2], external_ids=[DATA.external_id_names[0]]
+    )
+    runs = [
+        run_tap(tmp_path, {**config, "start_week": 774}, env=debug),
+        run_tap(tmp_path, {**config, "api_key": CANARY + "-wrong"}, env=debug),
+        run_tap(tmp_path, {**config, "api_url": f"http://127.0.0.1:{_closed_port()}/api", "max_retries": 1}, env=debug),
+        run_tap(tmp_path, {**config, "api_url": "http://insights.example.com/api"}, env=debug),
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    assert runs[0].records
+    assert "apikey=" in runs[0].stderr, "DEBUG shows request URLs, so the test would see a leak"
+    assert [run.returncode for run in runs[1:]] == [1, 1, 1]
+    for run in runs:
+        assert CANARY not in run.stdout
+        assert CANARY not in run.stderr
+        assert CANARY not in json.dumps(run.states)
+    for config_file in tmp_path.glob("run*/config.json"):
+        assert CANARY in config_file.read_text(), "the canary was really used"
+
+
+def test_emulator_rejects_the_wrong_key_so_the_canary_test_means_something(
+    start_emulator: Callable[..., EmulatorProcess],
+) -> None:
+    emulator = start_emulator("kaon", "--api-key", CANARY)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{emulator.url}/api/weeks?apikey=other&client=demo-client", timeout=10)  # noqa: S310
+    refused.value.close()
+    assert refused.value.code == 403
