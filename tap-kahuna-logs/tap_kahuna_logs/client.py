@@ -137,8 +137,8 @@ class KahunaLogsStream(RESTStream):
         return None
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        """The records of this stream's category in one page."""
-        yield from response.json().get(self.category) or []
+        """The records of this stream's category in one page (checked by :meth:`checked_page`)."""
+        yield from response.json()[self.category]
 
     # --- errors and retries -------------------------------------------------------
     def validate_response(self, response: requests.Response) -> None:
@@ -227,14 +227,25 @@ class KahunaLogsStream(RESTStream):
             json=http_request.data,
         )
         response = self._send_with_retries(prepared, context)
+        return self.checked_page(response, day)
+
+    def checked_page(self, response: requests.Response, day: date) -> dict[str, Any]:
+        """The page of a 200 answer, or a fatal one-line error naming the category and the day.
+
+        A page must be a JSON object with ``more_records`` (a boolean), an array of record objects
+        for this stream's category, and a non-empty ``cursor`` string when ``more_records`` is true.
+        """
         try:
             page = response.json()
         except ValueError as exc:
+            page, problem = None, _not_json(response, exc)
+        else:
+            problem = _page_problem(page, self.category)
+        if problem:
             raise KahunaAPIError(
-                f"Kahuna Logs API answered {response.status_code} with a body that is not JSON"
-            ) from exc
-        if not isinstance(page, dict):
-            raise KahunaAPIError("Kahuna Logs API answered with JSON that is not an object")
+                f"Kahuna Logs API sent a bad answer for {self.category} logs of UTC day {day.isoformat()}: "
+                f"{problem}; this run emitted no record or state of that day, re-run to read it again"
+            )
         return page
 
     @cached_property
@@ -272,15 +283,13 @@ class KahunaLogsStream(RESTStream):
         cursor: str | None = None
         while True:
             page = self._send(day, cursor)
-            for raw in page.get(self.category) or []:
+            for raw in page[self.category]:
                 if position >= len(records):
                     records.append(raw)
                 position += 1
-            if not page.get("more_records"):
+            if not page["more_records"]:
                 return
-            cursor = page.get("cursor")
-            if not cursor:
-                raise KahunaAPIError("Kahuna Logs API said more_records but sent no cursor")
+            cursor = page["cursor"]
 
     # --- the sync --------------------------------------------------------------------
     def _days_to_read(self) -> tuple[list[date], date | None, int]:
@@ -411,6 +420,57 @@ def _as_boolean(value: Any) -> bool | None:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "y", "t")
     return bool(value)
+
+
+def _page_problem(page: Any, category: str) -> str | None:
+    """What is wrong with a parsed 200 page of ``category``, in a few words, or None when it is usable."""
+    if not isinstance(page, dict):
+        return f"the body is {_json_type(page)}, not a JSON object"
+    if category not in page:
+        return f'the page has no "{category}" array (keys: {", ".join(sorted(page)) or "none"})'
+    records = page[category]
+    if not isinstance(records, list):
+        return f'"{category}" is {_json_type(records)}, not an array'
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            return f'"{category}" item {index} is {_json_type(record)}, not an object'
+    more_records = page.get("more_records")
+    if not isinstance(more_records, bool):
+        return f'"more_records" is {_json_type(more_records) if "more_records" in page else "missing"}, not a boolean'
+    cursor = page.get("cursor")
+    if more_records and not (isinstance(cursor, str) and cursor.strip()):
+        return f'"more_records" is true but "cursor" is {_json_type(cursor) if "cursor" in page else "missing"}'
+    return None
+
+
+def _not_json(response: requests.Response, exc: ValueError) -> str:
+    """Why a body is not JSON: an HTML page, a truncated body or malformed JSON."""
+    content_type = response.headers.get("Content-Type") or "none"
+    size = len(response.content)
+    if response.content.lstrip()[:1] == b"<":
+        return f"the body is an HTML page, not JSON (Content-Type {content_type}, {size} bytes)"
+    reason = getattr(exc, "msg", "") or type(exc).__name__
+    position = getattr(exc, "pos", None)
+    # The parser stops at the start of an unterminated string, so a body cut inside one is truncated too.
+    if reason.startswith("Unterminated string") or (
+        isinstance(position, int) and position >= len(response.text.rstrip())
+    ):
+        return f"the body is truncated JSON: it stops after {size} bytes ({reason}: char {position})"
+    where = f" at char {position}" if isinstance(position, int) else ""
+    return f"the body is malformed JSON ({reason}{where}, {size} bytes, Content-Type {content_type})"
+
+
+def _json_type(value: Any) -> str:
+    """``value``'s JSON type with an article: "a string", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {json.dumps(value)}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value[:40])}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _error_fields(response: requests.Response) -> tuple[str, str]:

@@ -50,23 +50,6 @@ def first_page_of(day: date) -> object:
     return should_break
 
 
-# Known bugs in tap-kahuna-logs (reported to the lead); strict, so each mark must go when its bug is fixed.
-NOT_DETECTED = {"missing_key": "a page without its category array is read as empty: the day is lost, state moves on"}
-DAY_NOT_NAMED = {
-    "html_200": "the error says 'answered 200 with a body that is not JSON' without the day",
-    "truncated_json": "the error says 'answered 200 with a body that is not JSON' without the day",
-    "malformed_json": "the error says 'answered 200 with a body that is not JSON' without the day",
-    "missing_key": "not detected at all",
-    "wrong_types": "a traceback (AttributeError: 'str' object has no attribute 'items') instead of a message",
-    "wrong_type_flag": "the error says 'more_records but sent no cursor' without the day",
-}
-
-
-def known_bug(kind: str, bugs: dict[str, str]) -> pytest.MarkDecorator | tuple:
-    """``xfail(strict=True)`` for a known bug of ``kind``, else no mark."""
-    return (pytest.mark.xfail(reason=f"tap-kahuna-logs: {bugs[kind]}", strict=True),) if kind in bugs else ()
-
-
 def run_with_broken_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> tuple[Run, list[date]]:
     """Read three days of in-app logs through a proxy that breaks the middle day's first page."""
     days = kahuna_dataset().days[-3:]
@@ -77,7 +60,7 @@ def run_with_broken_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> t
     return run, days
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=known_bug(k, NOT_DETECTED)) for k in KINDS])
+@pytest.mark.parametrize("kind", KINDS)
 def test_kahuna_bad_answer_stops_the_run_with_no_state_past_the_day_before(
     kahuna: EmulatorProcess, tmp_path: Path, kind: str
 ) -> None:
@@ -95,7 +78,7 @@ def test_kahuna_bad_answer_stops_the_run_with_no_state_past_the_day_before(
         )
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=known_bug(k, DAY_NOT_NAMED)) for k in KINDS])
+@pytest.mark.parametrize("kind", KINDS)
 def test_kahuna_bad_answer_error_names_the_api_and_the_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> None:
     run, days = run_with_broken_day(kahuna, tmp_path, kind)
 
