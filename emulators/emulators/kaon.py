@@ -3,7 +3,8 @@
 Endpoints: ``weeks``, ``engagement``, ``uid``, ``countries``, ``languages``, ``hits`` (per week,
 a path's history, one path-week, ``detail=country``) and ``extid`` (inclusive ``start``, ``limit``).
 Errors: a missing or wrong ``apikey`` -> 403; an unknown ``client``, endpoint name or a bad
-parameter (non-integer or out-of-range week, bad ``limit`` or ``detail``) -> 404; bodies are
+parameter (non-integer or out-of-range week, bad ``limit`` or ``detail``, unknown path) -> 404;
+a method other than GET -> 405; any path outside ``/api/{name}`` -> 404; bodies are
 ``{"error": str}``. Data comes from :class:`emulators.kaon_data.KaonDataset` seen at the
 emulator clock's now.
 
@@ -82,6 +83,9 @@ class KaonService:
     # --- request handling -------------------------------------------------------
     async def handle(self, request: web.Request) -> web.Response:
         """Authenticate, dispatch and (maybe) break one API call."""
+        if request.method != "GET":
+            message = f"method {request.method} not allowed: the API is GET only"
+            return json_response({"error": message}, 405, headers={"Allow": "GET"})
         query = request.query
         if query.get("apikey") != self.options.api_key:
             return json_response({"error": "invalid apikey"}, 403)
@@ -235,11 +239,17 @@ def _stringify_counts(value: Any) -> Any:
     return value
 
 
+async def not_found(request: web.Request) -> web.Response:
+    """A JSON 404 for any path the API does not have."""
+    return json_response({"error": f"no such path {request.path!r}: the API is /api/{{name}}"}, 404)
+
+
 def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -> Emulator:
     """The Kaon Insights emulator for parsed command-line options."""
     emulator = Emulator("kaon", clock=clock, faults=faults)
     service = KaonService(options, emulator)
-    emulator.add_route("GET", "/api/{name}", service.handle)
+    emulator.add_route("*", "/api/{name}", service.handle)
     emulator.add_control_route("POST", "kaon/breakage", service.set_breakage)
+    emulator.add_route("*", "/{tail:.*}", not_found)  # last: every other path answers JSON too
     emulator.on_reset(service.breakages.clear)
     return emulator

@@ -8,12 +8,17 @@ weeks_before_now=None, launch_week=None, devices_per_week=500, paths=30,
 external_ids=5, clicks_per_id=2000, same_second_run=30)``
 
 - ``.current_week``, ``.first_week``, ``.launch_week``, ``.full_weeks`` (first..current)
-- ``.weekname(week)``, ``.engagement(week)`` -> ``[{"bucket", "count"}]`` in bucket order
+- ``.weekname(week)`` -> ``"Week of Nov 15, 2026"`` (``Week of %b %d, %Y``, the week's Sunday)
+- ``.engagement(week)`` -> ``[{"bucket", "count"}]`` in bucket order
 - ``.device_uids(week)`` -> ``["0x<16 hex>", ...]``, ``.uids_string(week)`` (the API's string)
 - ``.countries(week)`` / ``.languages(week)`` -> ``{code: count}`` in API order
 - ``.path_names`` (URL-encoded, as the API returns them), ``.hits_for_week(week)`` -> ``[{"path", "count"}]``,
   ``.path_history(path)`` -> ``[{"week", "count"}]``, ``.path_countries(path, week)`` -> ``{code: count}``
 - ``.external_id_names``, ``.clickstream(external_id)`` -> visible records, ascending by timestamp
+  (``{"timestamp", "path", ...extra}``; ``path`` here is the decoded form, e.g. ``"Café Menü/Größe"``),
+  ``.clickstream_page(external_id, start, limit)`` (what ``extid`` answers)
+- ``.at(now)`` (the same data at another instant), ``dataset_from_options(options, now)`` (what the
+  server builds from its parsed CLI options)
 - module functions ``week_start(week) -> date`` and ``week_of(instant) -> int``
 
 The server makes one dataset at start-up and serves ``dataset.at(clock_now)``: to model a
@@ -130,6 +135,7 @@ class KaonDataset:
         self.same_second_run = same_second_run
         # clicks span up to the end of next week, so advancing the clock reveals new ones
         self.click_span = (_unix(week_start(self.first_week)), _unix(week_start(self.current_week + 2)))
+        self.created_at = self.now  # what the clickstreams are anchored to; ``at()`` keeps it
         self._clickstreams: dict[str, tuple[list[int], list[int], list[int]]] = {}
 
     def at(self, now: datetime) -> KaonDataset:
@@ -259,7 +265,9 @@ class KaonDataset:
         # a moment holds ~1.375 records on average (15% runs of 2-5) besides the one long run
         moments = max((count - self.same_second_run) / 1.375, 0) + 1
         mean_gap = max(int((end - start) / moments), 1)
-        long_run_at = count // 2
+        # the long run sits halfway into what is visible at creation, so a client meets it now
+        visible_share = min(max((self.created_at.timestamp() - start) / (end - start), 0.0), 1.0)
+        long_run_at = int(count * visible_share / 2)
         timestamps: list[int] = []
         moment = start
         while len(timestamps) < count:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -9,12 +12,12 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import FIXED_NOW
 
 from emulators.kaon_data import LANGUAGES, KaonDataset, week_of, week_start
 from emulators.testing import EmulatorProcess
 
-NOW = datetime.fromisoformat(FIXED_NOW)
+# tests/conftest.py's FIXED_NOW (not imported: another folder's conftest.py can shadow the module name)
+NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
 AUTH = {"apikey": "kaon-demo-key", "client": "demo-client"}
 
@@ -32,6 +35,10 @@ def test_week_arithmetic_matches_the_vendor_document() -> None:
     assert week_start(0) == date(2012, 1, 1)
     assert week_of(NOW) == 776
     assert week_start(776).weekday() == 6  # a Sunday
+
+
+def test_the_fixture_clock_is_the_now_expected_data_uses(kaon_emulator: EmulatorProcess) -> None:
+    assert datetime.fromisoformat(kaon_emulator.control("clock")["now"]) == NOW
 
 
 def test_weeks_lists_every_full_week(kaon_emulator: EmulatorProcess) -> None:
@@ -202,6 +209,14 @@ def test_unknown_external_id_has_no_records(kaon_emulator: EmulatorProcess) -> N
         ("extid", {}, 404, "id is required"),
         ("extid", {"id": "EXT-0000", "limit": 0}, 404, "limit must be between"),
         ("extid", {"id": "EXT-0000", "start": "x"}, 404, "must be integers"),
+        ("extid", {"id": "EXT-0000", "limit": 10_001}, 404, "limit must be between"),
+        ("extid", {"id": "EXT-0000", "limit": "ten"}, 404, "must be integers"),
+        ("countries", {"week": 763}, 404, "no data for week 763"),
+        ("languages", {"week": "776.5"}, 404, "week must be an integer"),
+        ("hits", {"week": 743}, 404, "no data for week 743"),  # before the launch week (764 - 20)
+        ("hits", {"week": 777}, 404, "no data for week 777"),
+        ("hits", {"path": "home", "week": 777}, 404, "no data for week 777"),
+        ("hits", {"week": 770, "detail": "country"}, 404, "needs a path"),
     ],
 )
 def test_errors(kaon_emulator: EmulatorProcess, name: str, params: dict, status: int, message: str) -> None:
@@ -274,5 +289,184 @@ def test_a_week_with_two_million_devices(start_emulator: Callable[..., EmulatorP
     response = call(emulator, "uid", week=770)
     uids = response.json()["uids"]
     assert len(uids) == 36_000_000
-    assert uids.count("0x") >= 2_000_000
+    assert len(uids) // 18 == uids.count("0x") == 2_000_000  # hex digits never hold an "x"
     assert uids == expected(devices_per_week=2_000_000).uids_string(770)
+
+
+def test_other_methods_and_paths_answer_json(kaon_emulator: EmulatorProcess) -> None:
+    posted = requests.post(f"{kaon_emulator.url}/api/weeks", params=AUTH, timeout=30)
+    assert posted.status_code == 405
+    assert posted.headers["Allow"] == "GET"
+    assert "GET only" in posted.json()["error"]
+    for path in ("/nowhere", "/api/", "/api/weeks/extra"):
+        response = requests.get(f"{kaon_emulator.url}{path}", params=AUTH, timeout=30)
+        assert response.status_code == 404
+        assert "no such path" in response.json()["error"]
+
+
+def test_error_bodies_never_echo_the_apikey(kaon_emulator: EmulatorProcess) -> None:
+    canary = "canary-key-5f3a"
+    response = call(kaon_emulator, "weeks", apikey=canary)
+    assert response.status_code == 403
+    assert response.json() == {"error": "invalid apikey"}
+    assert canary not in response.text
+
+
+@pytest.mark.parametrize("path", expected().path_names[:7])
+def test_every_hard_case_path_round_trips(kaon_emulator: EmulatorProcess, path: str) -> None:
+    # requests encodes the (already URL-encoded) path once more; the server decodes once
+    body = call(kaon_emulator, "hits", path=path).json()
+    assert body["path"] == path
+    assert body["hits"] == expected().path_history(path)
+    assert body["hits"][0]["week"] == 744  # hard-case paths have hits from the launch week
+
+
+def test_hard_case_paths_are_encoded_like_the_api() -> None:
+    assert expected().path_names[:7] == [
+        "home",
+        "tours/Main%20Lobby",
+        "Caf%C3%A9%20Men%C3%BC/Gr%C3%B6%C3%9Fe",
+        "%E6%97%A5%E6%9C%AC%E8%AA%9E/%E3%83%9A%E3%83%BC%E3%82%B8",
+        "products/shoes%20%26%20socks",
+        "math/a%2Bb%3Dc",
+        "sale/100%25%20cotton",
+    ]
+
+
+def test_a_decoded_path_is_not_the_api_form(kaon_emulator: EmulatorProcess) -> None:
+    response = call(kaon_emulator, "hits", path="Café Menü/Größe")
+    assert response.status_code == 404
+    assert "unknown path" in response.json()["error"]
+
+
+def test_hits_detail_country_for_one_week(kaon_emulator: EmulatorProcess) -> None:
+    path = "products/shoes%20%26%20socks"
+    hits = call(kaon_emulator, "hits", path=path, week=770, detail="country").json()["hits"]
+    assert [hit["week"] for hit in hits] == [770]
+    assert hits[0]["count"] == next(h["count"] for h in expected().path_history(path) if h["week"] == 770)
+    assert hits[0]["countries"] == expected().path_countries(path, 770)
+
+
+def test_hits_of_a_week_before_the_first_full_week(kaon_emulator: EmulatorProcess) -> None:
+    hits = call(kaon_emulator, "hits", week=750).json()["hits"]
+    assert hits == expected().hits_for_week(750)
+    assert {"home", "math/a%2Bb%3Dc"} <= {hit["path"] for hit in hits}
+
+
+def test_every_current_week_count_grows_with_the_clock(kaon_emulator: EmulatorProcess) -> None:
+    path = "home"
+    before = {
+        "countries": call(kaon_emulator, "countries").json()["countries"],
+        "languages": call(kaon_emulator, "languages").json()["languages"],
+        "hits": call(kaon_emulator, "hits").json()["hits"],
+        "history": call(kaon_emulator, "hits", path=path).json()["hits"],
+    }
+    assert before["history"][-1] == {"week": 776, "count": expected().path_history(path)[-1]["count"]}
+    later = expected().at(NOW + timedelta(days=3))
+    kaon_emulator.set_clock(advance_seconds=3 * 86400)
+    countries = call(kaon_emulator, "countries").json()["countries"]
+    languages = call(kaon_emulator, "languages").json()["languages"]
+    hits = call(kaon_emulator, "hits").json()["hits"]
+    history = call(kaon_emulator, "hits", path=path).json()["hits"]
+    assert {c["country"]: c["count"] for c in countries} == later.countries(776)
+    assert {lang["language"]: lang["count"] for lang in languages} == later.languages(776)
+    assert hits == later.hits_for_week(776)
+    assert history == later.path_history(path)
+    assert history[:-1] == before["history"][:-1]  # finished weeks never change
+    assert history[-1]["count"] > before["history"][-1]["count"]
+    assert sum(c["count"] for c in countries) > sum(c["count"] for c in before["countries"])
+    assert sum(h["count"] for h in hits) > sum(h["count"] for h in before["hits"])
+
+
+def test_a_new_week_appears_when_the_clock_crosses_sunday(kaon_emulator: EmulatorProcess) -> None:
+    kaon_emulator.set_clock(now="2026-11-22T00:00:01+00:00")
+    weeks = [w["week"] for w in call(kaon_emulator, "weeks").json()["weeks"]]
+    assert weeks == list(range(764, 778))
+    assert call(kaon_emulator, "engagement").json()["week"] == 777
+    # seconds into the new week: its devices have barely started to arrive
+    assert call(kaon_emulator, "uid").json()["uids"] == ""
+    assert len(call(kaon_emulator, "uid", week=776).json()["uids"]) == 40 * 18
+
+
+def test_a_client_that_never_enlarges_the_page_is_stuck_in_a_long_second(kaon_emulator: EmulatorProcess) -> None:
+    clicks = expected().clickstream("EXT-0000")
+    second, run = Counter(r["timestamp"] for r in clicks).most_common(1)[0]
+    first = next(i for i, r in enumerate(clicks) if r["timestamp"] == second)
+    page = call(kaon_emulator, "extid", id="EXT-0000", start=second, limit=10).json()["records"]
+    again = call(kaon_emulator, "extid", id="EXT-0000", start=page[-1]["timestamp"], limit=10).json()["records"]
+    assert again == page == clicks[first : first + 10]  # start=last timestamp cannot move past the second
+    whole = call(kaon_emulator, "extid", id="EXT-0000", start=second, limit=2 * run).json()["records"]
+    assert whole[:run] == clicks[first : first + run]
+    assert whole[run]["timestamp"] > second
+
+
+def test_every_external_id_has_the_hard_cases() -> None:
+    data = expected()
+    assert "user 42+test@example.com" in data.external_id_names
+    for external_id in data.external_id_names:
+        clicks = data.clickstream(external_id)
+        runs = Counter(r["timestamp"] for r in clicks)
+        assert max(runs.values()) == 30
+        assert any(2 <= n <= 5 for n in runs.values())
+        assert [r["timestamp"] for r in clicks] == sorted(r["timestamp"] for r in clicks)
+        assert {"session", "device"} <= {key for r in clicks for key in r}
+
+
+def test_the_hard_case_external_id_over_http(kaon_emulator: EmulatorProcess) -> None:
+    external_id = "user 42+test@example.com"
+    assert read_clickstream(kaon_emulator, external_id, 40) == expected().clickstream(external_id)
+
+
+def test_data_knobs(start_emulator: Callable[..., EmulatorProcess]) -> None:
+    knobs = ["--api-key", "k2", "--client", "c2", "--first-week", "770", "--launch-week", "700"]
+    emulator = start_emulator("kaon", *knobs, "--same-second-run", "12", small=False)
+    auth = {"apikey": "k2", "client": "c2"}
+
+    def get(name: str, **params: Any) -> requests.Response:
+        return requests.get(f"{emulator.url}/api/{name}", params={**auth, **params}, timeout=30)
+
+    data = KaonDataset(seed=42, client="c2", now=NOW, first_week=770, launch_week=700, same_second_run=12)
+    assert [w["week"] for w in get("weeks").json()["weeks"]] == list(range(770, 777))
+    assert get("weeks").json()["client"] == "c2"
+    assert len(get("uid", week=770).json()["uids"]) == 500 * 18
+    assert get("hits", path="home").json()["hits"][0]["week"] == 700
+    assert get("hits", week=700).json()["hits"] == data.hits_for_week(700)
+    assert len(get("hits", week=776).json()["hits"]) <= 30
+    assert len(data.path_names) == 30
+    assert get("extid", id="EXT-0000").json()["records"] == data.clickstream("EXT-0000")[:1000]
+    assert max(Counter(r["timestamp"] for r in data.clickstream("EXT-0000")).values()) == 12
+    assert len(data.external_id_names) == 5
+    assert requests.get(f"{emulator.url}/api/weeks", params=AUTH, timeout=30).status_code == 403
+
+
+def test_breakage_for_every_week_and_clear(kaon_emulator: EmulatorProcess) -> None:
+    kaon_emulator.control("kaon/breakage", {"endpoint": "hits", "kind": "missing_key"})
+    kaon_emulator.control("kaon/breakage", {"endpoint": "countries", "kind": "wrong_types"})
+    assert "hits" not in call(kaon_emulator, "hits", week=770).json()
+    assert "hits" not in call(kaon_emulator, "hits").json()
+    counts = call(kaon_emulator, "countries", week=768).json()["countries"]
+    assert [c["count"] for c in counts] == [f"{n}a" for n in expected().countries(768).values()]
+    kaon_emulator.control("kaon/breakage", {"clear": True})
+    assert call(kaon_emulator, "hits", week=770).json()["hits"] == expected().hits_for_week(770)
+
+
+def test_breakage_requests_are_checked(kaon_emulator: EmulatorProcess) -> None:
+    request = urllib.request.Request(  # noqa: S310 (our own emulator on loopback)
+        f"{kaon_emulator.url}/_emulator/kaon/breakage",
+        data=json.dumps({"endpoint": "uid", "kind": "gibberish"}).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=30)  # noqa: S310
+    assert raised.value.code == 400
+    assert "bad_uids_length" in json.loads(raised.value.read())["error"]
+    assert call(kaon_emulator, "uid", week=770).json()["uids"] == expected().uids_string(770)
+
+
+def test_clickstreams_do_not_depend_on_when_they_are_first_read() -> None:
+    # the server generates a stream lazily, maybe only after its clock moved
+    later = NOW + timedelta(days=7)
+    read_late = expected().at(later).clickstream("user 42+test@example.com")
+    read_early = expected().clickstream("user 42+test@example.com")
+    assert read_late[: len(read_early)] == read_early
+    assert len(read_late) > len(read_early)
