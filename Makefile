@@ -54,8 +54,10 @@ test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
 demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
 	$(PY) scripts/demo.py
 
-bench: venv ## Run the benchmarks and print their figures
-	$(PY) -m bench
+BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline
+
+bench: venv meltano-install ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
+	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
 
 clean: ## Remove the venv, Meltano's install, outputs
 	rm -rf $(VENV) .meltano output state .pytest_cache

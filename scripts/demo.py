@@ -163,7 +163,7 @@ def warehouse_summary() -> None:
         say(f"\nDuckDB warehouse {path.relative_to(PROJECT_ROOT)}:")
         for schema, table in tables:
             rows = connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]  # noqa: S608
-            say(f"  {schema}.{table:<20} {rows:>7} rows")
+            say(f"  {schema + '.' + table:<28} {rows:>7} rows")
 
 
 def state_summary() -> None:

@@ -215,7 +215,8 @@ class KaonDataset:
     def _path_first_week(self, path: str) -> int:
         if path in self.path_names[: len(HARD_CASE_PATHS)]:
             return self.launch_week
-        return _rng(self.seed, "path-start", path).randint(self.launch_week, self.current_week)
+        # anchored at creation: a path's history must not change when the clock moves on
+        return _rng(self.seed, "path-start", path).randint(self.launch_week, week_of(self.created_at))
 
     def _path_week_count(self, path: str, week: int) -> int:
         if week < self._path_first_week(path) or week > self.current_week:

@@ -44,6 +44,12 @@ _ENDPOINT_DESCRIPTIONS = {
 }
 
 
+def _types(schema: dict[str, t.Any]) -> list[str]:
+    """The JSON types a property schema allows."""
+    kind = schema.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
+
+
 class TapKaonInsights(Tap):
     """Singer tap for the Kaon Insights API."""
 
@@ -154,6 +160,18 @@ class TapKaonInsights(Tap):
         """Redact the api key from here on, then check the schema and the rules a schema cannot say."""
         api_key = self._config.get("api_key")
         install_secret_redaction([api_key] if isinstance(api_key, str) else [])
+        # singer-sdk's default-filling validator crashes on an object setting given as another type.
+        errors = [
+            f"{name} must be an object (a mapping of names to values), not {type(value).__name__}"
+            for name, schema in self.config_jsonschema["properties"].items()
+            if "object" in _types(schema)
+            and (value := self._config.get(name)) is not None
+            and not isinstance(value, dict)
+        ]
+        if errors:
+            if raise_errors:
+                raise ConfigValidationError("Config validation failed", errors=errors)
+            return errors
         errors = super()._validate_config(raise_errors=raise_errors)
         if errors:
             return errors

@@ -388,6 +388,17 @@ def test_a_new_week_appears_when_the_clock_crosses_sunday(kaon_emulator: Emulato
     assert len(call(kaon_emulator, "uid", week=776).json()["uids"]) == 40 * 18
 
 
+def test_finished_weeks_of_hits_never_change_when_the_clock_moves_on(kaon_emulator: EmulatorProcess) -> None:
+    before = {week: call(kaon_emulator, "hits", week=week).json()["hits"] for week in range(764, 776)}
+    kaon_emulator.set_clock(now="2026-11-30T12:00:00+00:00")  # two weeks later
+    after = {week: call(kaon_emulator, "hits", week=week).json()["hits"] for week in range(764, 776)}
+    assert after == before
+    assert before == {week: expected().hits_for_week(week) for week in range(764, 776)}
+    for path in expected().path_names:
+        history = call(kaon_emulator, "hits", path=path).json()["hits"]
+        assert [h for h in history if h["week"] < 776] == [h for h in expected().path_history(path) if h["week"] < 776]
+
+
 def test_a_client_that_never_enlarges_the_page_is_stuck_in_a_long_second(kaon_emulator: EmulatorProcess) -> None:
     clicks = expected().clickstream("EXT-0000")
     second, run = Counter(r["timestamp"] for r in clicks).most_common(1)[0]

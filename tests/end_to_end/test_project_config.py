@@ -16,6 +16,7 @@ JOBS = {
     "kahuna-to-warehouse": ["tap-kahuna-logs target-duckdb"],
     "warehouse-to-kissmetrics": ["warehouse-sql:apply", "tap-postgres target-kissmetrics--warehouse"],
     "kahuna-to-kissmetrics": ["tap-kahuna-logs target-kissmetrics--kahuna-events"],
+    "kaon-clicks-to-kissmetrics": ["tap-kaon-insights--clicks target-kissmetrics--kaon-clicks"],
 }
 
 

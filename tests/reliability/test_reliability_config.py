@@ -148,9 +148,8 @@ def cases() -> list[tuple[str, str, str]]:
 
 
 CASES = cases()
-# Known bug (reported to the lead): a non-object `endpoints` crashes singer-sdk's default-filling validator
-# with a traceback instead of a config error. strict: this mark must go once the tap rejects it cleanly.
-KNOWN_BUGS = {(TAP_KAON, "endpoints", "wrong_type"): "tap-kaon-insights: `endpoints` of the wrong type -> traceback"}
+# Known bugs as {(plugin, setting, problem): reason}: each becomes a strict xfail, so a fix removes its entry.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def case_param(plugin: str, setting: str, problem: str) -> Any:

@@ -202,11 +202,6 @@ def test_kaon_bad_answer_names_endpoint_and_week_and_keeps_state_before_it(
         assert bookmark.get("replication_key_value", 0) < broken_week, f"STATE past the broken week: {bookmark}"
 
 
-@pytest.mark.xfail(
-    reason="tap-kaon-insights: with no external_ids (the default) external_id_hits raises KeyError 'external_id' "
-    "with a traceback (get_records called without a partition context)",
-    strict=True,
-)
 def test_kaon_tap_with_default_lists_runs_clean(clean_kaon: EmulatorProcess, tmp_path: Path) -> None:
     minimal = {"api_key": "kaon-demo-key", "client": "demo-client", "api_url": f"{clean_kaon.url}/api"}
     config = {**minimal, "start_week": dataset().current_week}

@@ -143,6 +143,8 @@ def test_malformed_bodies_name_endpoint_and_week(
         ({"max_concurrency": 0}, "max_concurrency must be 1 or more"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"endpoints": {"weekz": "w"}}, "weekz"),
+        ({"endpoints": "weeks"}, "endpoints must be an object"),
+        ({"stream_maps": ["x"]}, "config['stream_maps']"),
     ],
 )
 def test_bad_config_fails_before_any_request(
@@ -154,6 +156,26 @@ def test_bad_config_fails_before_any_request(
     assert message in run.stderr
     assert "Traceback" not in run.stderr
     assert module_kaon.requests() == []
+
+
+def test_no_paths_and_no_external_ids_sync_nothing_for_those_streams(
+    module_kaon: EmulatorProcess, tmp_path: Path
+) -> None:
+    """The defaults (empty lists): the partitioned streams emit nothing and say why; the others still run."""
+    module_kaon.reset()
+    config = base_config(module_kaon.url, start_week=DATA.current_week, paths=[], external_ids=[])
+    run = run_tap(tmp_path, config, streams=("engagement", "path_hits", "external_id_hits"))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert run.rows("path_hits") == []
+    assert run.rows("external_id_hits") == []
+    assert run.rows("engagement") == expected_weekly(DATA, "engagement", [DATA.current_week])
+    assert "no paths configured (setting `paths`)" in run.stderr
+    assert "no external IDs configured (setting `external_ids`)" in run.stderr
+    called = {request["path"].rsplit("/", 1)[-1] for request in module_kaon.requests()}
+    assert "extid" not in called, called
+    assert "hits" not in called, called
 
 
 def _closed_port() -> int:
