@@ -4,8 +4,9 @@ How a stream reads (one category per request; ``user_merge`` can never share one
 
 - every UTC day from the bookmark (or ``start_date``) to ``end_date`` is requested from 00:00 with
   ``timestamp``, then ``cursor`` is followed while ``more_records``;
-- a worker buffers one day of its category; up to ``max_concurrency`` days are read at once and
-  emitted in day order (``connector_common.concurrency.ordered_map``);
+- a worker buffers one day of its category (``DayRecords``: in memory up to ``day_buffer_mb``, then in a
+  temporary file, so memory stays flat however big a day is); up to ``max_concurrency`` days are read
+  at once and emitted in day order (``connector_common.concurrency.ordered_map``);
 - an expired cursor (400 naming the cursor) restarts the day from 00:00 and the records already
   buffered are skipped by their position, so nothing is lost or repeated;
 - a record's key is ``log_date`` + ``log_position`` (its 0-based ordinal among that category's records
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
+import tempfile
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
@@ -44,6 +48,47 @@ BOOKMARK_DAY_RECORDS = "day_records_emitted"
 MAX_RESTARTS_WITHOUT_PROGRESS = 10
 MAX_BACKOFF_SECONDS = 60.0
 BACKOFF_BASE_SECONDS = 0.5
+DEFAULT_DAY_BUFFER_MB = 8
+
+
+class DayRecords:
+    """One day's raw records of one category, in server order: in memory up to a limit, then on disk.
+
+    Pages are pickled into a ``SpooledTemporaryFile``; past ``memory_limit_bytes`` it moves to a
+    temporary file, which is deleted once the records have been read back (or on error).
+    """
+
+    def __init__(self, memory_limit_bytes: int) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=max(memory_limit_bytes, 1))  # noqa: SIM115 (closed in __iter__)
+        self.count = 0
+
+    def extend(self, records: list[dict]) -> None:
+        """Append a page's records."""
+        if records:
+            pickle.dump(records, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += len(records)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the day outgrew memory and moved to a temporary file."""
+        return bool(getattr(self._file, "_rolled", False))
+
+    def __iter__(self) -> Iterator[dict]:
+        """Every record once, in order; the buffer is released afterwards."""
+        try:
+            self._file.seek(0)
+            while True:
+                try:
+                    page = pickle.load(self._file)  # noqa: S301 (our own temporary file)
+                except EOFError:
+                    return
+                yield from page
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the memory or delete the temporary file (safe to call twice)."""
+        self._file.close()
 
 
 class KahunaAPIError(FatalAPIError):
@@ -252,16 +297,19 @@ class KahunaLogsStream(RESTStream):
     def _send_with_retries(self) -> Callable[[requests.PreparedRequest, dict], requests.Response]:
         return self.request_decorator(self._request)
 
-    def read_day(self, day: date) -> list[dict]:
+    def read_day(self, day: date) -> DayRecords:
         """All raw records of this category for one UTC day, in server order (runs in a worker thread)."""
-        records: list[dict] = []
+        limit_mb = self.config.get("day_buffer_mb", DEFAULT_DAY_BUFFER_MB)
+        records = DayRecords(int(limit_mb * 1024 * 1024))
+        with self._day_buffers_lock:
+            self._day_buffers.append(records)
         restarts_without_progress = 0
         while True:
-            read_before = len(records)
+            read_before = records.count
             try:
                 self._read_day_into(day, records)
             except CursorExpiredError:
-                restarts_without_progress = 0 if len(records) > read_before else restarts_without_progress + 1
+                restarts_without_progress = 0 if records.count > read_before else restarts_without_progress + 1
                 if restarts_without_progress > MAX_RESTARTS_WITHOUT_PROGRESS:
                     raise KahunaAPIError(
                         f"Kahuna cursors for {self.category} on {day} keep expiring before any new record "
@@ -272,21 +320,29 @@ class KahunaLogsStream(RESTStream):
                     "and skipping those records",
                     self.category,
                     day,
-                    len(records),
+                    records.count,
                 )
                 continue
+            if records.on_disk:
+                self.logger.info(
+                    "%s logs of %s: %d records, more than day_buffer_mb (%s MB); buffered in a temporary file",
+                    self.category,
+                    day,
+                    records.count,
+                    limit_mb,
+                )
             return records
 
-    def _read_day_into(self, day: date, records: list[dict]) -> None:
+    def _read_day_into(self, day: date, records: DayRecords) -> None:
         """Page through ``day`` from 00:00; append only positions not in ``records`` yet."""
         position = 0
         cursor: str | None = None
         while True:
             page = self._send(day, cursor)
-            for raw in page[self.category]:
-                if position >= len(records):
-                    records.append(raw)
-                position += 1
+            page_records = page[self.category]
+            already = records.count - position
+            records.extend(page_records[already:] if already > 0 else page_records)
+            position += len(page_records)
             if not page["more_records"]:
                 return
             cursor = page["cursor"]
@@ -314,20 +370,36 @@ class KahunaLogsStream(RESTStream):
         days, bookmark_day, emitted = self._days_to_read()
         workers = max(int(self.config.get("max_concurrency", 4)), 1)
         self._prepare_session(workers)
-        for day, raw_records in zip(days, ordered_map(self.read_day, days, workers), strict=True):
+        self._day_buffers: list[DayRecords] = []
+        self._day_buffers_lock = threading.Lock()
+        buffered_days = ordered_map(self.read_day, days, workers)
+        try:
+            yield from self._emit_days(zip(days, buffered_days, strict=True), bookmark_day, emitted)
+        finally:
+            buffered_days.close()  # waits for the workers still reading
+            for buffer in self._day_buffers:
+                buffer.close()
+
+    def _emit_days(
+        self, buffered_days: Iterator[tuple[date, DayRecords]], bookmark_day: date | None, emitted: int
+    ) -> Iterator[dict]:
+        """Each day's records in order, the bookmark moving with them, a STATE at each day's end."""
+        for day, raw_records in buffered_days:
             skip = emitted if day == bookmark_day else 0
-            if skip > len(raw_records):
+            if skip > raw_records.count:
                 self.logger.warning(
                     "%s: the bookmark says %d records of %s were emitted but the API now has %d; emitting none",
                     self.name,
                     skip,
                     day,
-                    len(raw_records),
+                    raw_records.count,
                 )
-            for position in range(skip, len(raw_records)):
-                self._set_bookmark(day, position + 1)
-                yield self.to_record(raw_records[position], day, position)
-            self._set_bookmark(day, max(skip, len(raw_records)))
+            total = raw_records.count
+            for position, raw in enumerate(raw_records):
+                if position >= skip:
+                    self._set_bookmark(day, position + 1)
+                    yield self.to_record(raw, day, position)
+            self._set_bookmark(day, max(skip, total))
             self._flush_state()
 
     def _set_bookmark(self, day: date, records_emitted: int) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 
 from connector_common.redaction import basic_auth_token, install_secret_redaction
@@ -23,6 +24,7 @@ class TapKahunaLogs(Tap):
     """Singer tap for the Kahuna Logs API: in-app, push, email and user-merge logs, day by day."""
 
     name = "tap-kahuna-logs"
+    message_writer_class = MsgSpecWriter  # same messages, ~1.3-1.5x faster to write (bench/pipeline.py)
     config_jsonschema = th.PropertiesList(
         th.Property(
             "secret_key",
@@ -78,6 +80,13 @@ class TapKahunaLogs(Tap):
             th.IntegerType(minimum=1, maximum=32),
             default=4,
             description="Days read at once per stream (1 to 32); records still leave in day order.",
+        ),
+        th.Property(
+            "day_buffer_mb",
+            th.IntegerType(minimum=1),
+            default=8,
+            description="Memory (MB) one day of one category may take while it waits for its turn; "
+            "larger days go to a temporary file.",
         ),
         th.Property(
             "request_timeout",

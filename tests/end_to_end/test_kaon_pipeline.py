@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import psycopg
 import pytest
-from meltano_helpers import FIXED_NOW, KAON_STREAMS, MeltanoProject, record_counts
+from meltano_helpers import FIXED_NOW, KAON_STREAMS, MeltanoProject, kill_process_group, record_counts, wait_for
 
 from emulators.kaon_data import KaonDataset
 from emulators.testing import EmulatorProcess
@@ -230,3 +230,23 @@ def test_kaon_through_postgres_lands_exactly_and_upserts(
         " WHERE i.indrelid = 'kaon.external_id_hits'::regclass AND i.indisprimary"
     ).fetchone()
     assert primary_key == (["client", "external_id", "sequence_in_second", "timestamp_unix"],)
+
+
+def test_killed_kaon_load_then_rerun_holds_exactly_the_data(
+    project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess]
+) -> None:
+    kaon = start_emulator("kaon", "--latency-ms", "40")
+    data = kaon_dataset()
+    settings = kaon_settings(kaon, data)
+    project.settings.update({**settings, "TAP_KAON_INSIGHTS_MAX_CONCURRENCY": "2"})
+
+    pipeline = project.start("run", "kaon-to-warehouse", log_path=project.workdir / "killed.log")
+    wait_for(lambda: len(kaon.requests()) >= 40 or pipeline.poll() is not None)
+    assert pipeline.poll() is None, "the run ended before it could be killed"
+    kill_process_group(pipeline)
+
+    kaon.set_faults(latency_ms=0.0)
+    # Meltano still sees the killed run as running: --force is the documented recovery.
+    project.run("run", "--force", "kaon-to-warehouse")
+
+    assert_tables(project.query, expected_tables(data, json.loads(settings["TAP_KAON_INSIGHTS_PATHS"])), "kaon")

@@ -59,7 +59,7 @@ def test_readme_settings_table_matches_about() -> None:
     own_settings = [
         line for line in ours if not line.split("|")[1].strip().startswith(("stream_", "faker", "flat", "batch"))
     ]
-    assert len(own_settings) == 11
+    assert len(own_settings) == 12
     readme = README.read_text()
     for line in own_settings:
         assert line in readme, line
