@@ -8,6 +8,7 @@ from functools import cached_property
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from connector_common.redaction import install_secret_redaction
@@ -54,6 +55,7 @@ class TapKaonInsights(Tap):
     """Singer tap for the Kaon Insights API."""
 
     name = "tap-kaon-insights"
+    message_writer_class = MsgSpecWriter  # same messages, ~1.3-1.5x faster to write (bench/pipeline.py)
     config_jsonschema = th.PropertiesList(
         th.Property(
             "api_key", th.StringType, required=True, secret=True, description="Kaon Insights API key (kept secret)."
