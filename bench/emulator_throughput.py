@@ -8,7 +8,7 @@ client (which shares the machine's cores) is the limit.
 
 Services whose emulator module does not exist (yet) are skipped.
 
-    .venv/bin/python bench/emulator_throughput.py [--seconds 6] [--output bench/FIGURES-emulators.md]
+    .venv/bin/python bench/emulator_throughput.py [--seconds 6] [--output FILE]
 """
 
 from __future__ import annotations
