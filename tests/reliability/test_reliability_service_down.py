@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from reliability_helpers import (
+    FIXED_NOW,
     PROCESS_TIMEOUT,
     TAP_KAHUNA,
     TAP_KAON,
@@ -32,6 +33,7 @@ from reliability_helpers import (
     write_json,
 )
 
+from emulators.kaon_data import KaonDataset
 from emulators.testing import EmulatorProcess
 
 
@@ -174,3 +176,65 @@ def test_target_going_down_mid_run_emits_no_state_past_delivered_beacons(
         claimed = expected_events([m for m in messages if m["type"] == "RECORD" and m["record"]["id"] < done])
         assert claimed <= delivered, f"STATE {done} claims {len(claimed - delivered)} undelivered events"
     assert states[-1]["bookmarks"]["events"]["sent_up_to"] < 200
+
+
+@pytest.fixture(scope="module")
+def slow_kaon() -> Iterator[EmulatorProcess]:
+    """A Kaon emulator with the small data set, answering slowly enough to switch faults on mid-run."""
+    emulator = EmulatorProcess("kaon", "--now", FIXED_NOW, *KAON_SMALL_ARGS, "--latency-ms", "40")
+    yield emulator
+    emulator.stop()
+
+
+KAON_SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
+KAON_SMALL_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in KAON_SMALL.items()]
+
+
+def kaon_expected_keys(stream: str, weeks: list[int]) -> set[tuple]:
+    """(week, code) or (week, device_uid) of every row the emulator serves for ``weeks``."""
+    data = KaonDataset(seed=42, client="demo-client", now=datetime.fromisoformat(FIXED_NOW), **KAON_SMALL)
+    if stream == "countries":
+        return {(week, code) for week in weeks for code in data.countries(week)}
+    return {(week, uid) for week in weeks for uid in data.device_uids(week)}
+
+
+def test_kaon_tap_going_down_mid_run_keeps_state_within_what_was_emitted(
+    slow_kaon: EmulatorProcess, tmp_path: Path
+) -> None:
+    slow_kaon.set_faults(error_rate=0.0)
+    config = {
+        "api_key": "kaon-demo-key",
+        "client": "demo-client",
+        "api_url": f"{slow_kaon.url}/api",
+        "max_concurrency": 1,
+        "max_retries": 2,
+        "backoff_base_seconds": 0.05,
+    }
+    config_path = write_json(tmp_path / "config.json", config)
+    with (tmp_path / "out.jsonl").open("w") as out, (tmp_path / "err.txt").open("w") as err:
+        process = subprocess.Popen([TAP_KAON, "--config", str(config_path)], stdout=out, stderr=err)
+        # streams run in name order: countries done, devices part-way (40 rows a week), then only 503s
+        wait_until(lambda: process.poll() is not None or len((tmp_path / "out.jsonl").read_text().splitlines()) > 250)
+        slow_kaon.set_faults(error_rate=1.0, error_statuses=[503])
+        returncode = process.wait(timeout=PROCESS_TIMEOUT)
+    slow_kaon.set_faults(error_rate=0.0, error_statuses=[500, 503])
+    messages = parse_messages((tmp_path / "out.jsonl").read_text())
+    stderr = (tmp_path / "err.txt").read_text()
+
+    assert returncode != 0, "the tap finished before the service went down: make the data bigger"
+    assert_one_clear_error(stderr, "503", "endpoint 'uid'", "week")
+    records = [m for m in messages if m["type"] == "RECORD"]
+    emitted = {
+        "countries": {(r["record"]["week"], r["record"]["code"]) for r in records if r["stream"] == "countries"},
+        "devices": {(r["record"]["week"], r["record"]["device_uid"]) for r in records if r["stream"] == "devices"},
+    }
+    assert emitted["countries"] == kaon_expected_keys("countries", list(range(764, 777)))
+    all_weeks = list(range(764, 777))
+    assert emitted["devices"] < kaon_expected_keys("devices", all_weeks), "devices was cut short"
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    for state in states:
+        for stream in ("countries", "devices"):
+            week = state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+            if week is not None:
+                claimed = kaon_expected_keys(stream, [w for w in all_weeks if w <= week])
+                assert claimed <= emitted[stream], f"STATE claims {stream} week {week}, not all of it was emitted"
