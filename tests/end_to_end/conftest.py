@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from meltano_helpers import PROJECT_ROOT, MeltanoProject
+from meltano_helpers import POSTGRES_URL, PROJECT_ROOT, MeltanoProject
 
 
 @pytest.fixture
@@ -14,3 +16,16 @@ def project(tmp_path: Path) -> MeltanoProject:
     if not (PROJECT_ROOT / ".meltano" / ".installed").exists():
         pytest.fail("the Meltano plugins are not installed: run `make meltano-install` (make test does it)")
     return MeltanoProject(tmp_path)
+
+
+@pytest.fixture
+def warehouse() -> Iterator[psycopg.Connection]:
+    """A connection to the PostgreSQL test warehouse, with the schemas the suite writes dropped first."""
+    try:
+        connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"no PostgreSQL on 127.0.0.1:55432 ({error}): run `make postgres` (make test does it)")
+    for schema in ("kissmetrics", "kahuna", "kaon"):
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    yield connection
+    connection.close()

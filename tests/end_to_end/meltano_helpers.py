@@ -29,6 +29,8 @@ VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
 FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 RUN_TIMEOUT_SECONDS = 300
+# The server `make postgres` starts (scripts/postgres.sh) and meltano.yml's dev environment uses.
+POSTGRES_URL = "postgresql://kk:kk-dev-password@127.0.0.1:55432/kk_warehouse"
 # Only the taps' metrics: singer-sdk targets report record_count too.
 _TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
 
@@ -152,6 +154,17 @@ def record_counts(log: str) -> Counter[str]:
         if metric.get("metric") == "record_count" and metric.get("tags", {}).get("stream"):
             counts[metric["tags"]["stream"]] += int(metric["value"])
     return counts
+
+
+def primary_key_columns(connection: Any, table: str) -> list[str]:
+    """The primary key columns of a PostgreSQL table (``schema.table``), sorted by name."""
+    row = connection.execute(
+        "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+        " WHERE i.indrelid = %s::regclass AND i.indisprimary",
+        (table,),
+    ).fetchone()
+    return row[0] if row else []
 
 
 def as_date(value: Any) -> date:

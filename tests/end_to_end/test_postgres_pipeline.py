@@ -5,34 +5,28 @@ Needs the server that ``make postgres`` (and ``make test``) starts on 127.0.0.1:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
 import pytest
-from meltano_helpers import FIXED_NOW, KAHUNA_STREAMS, MeltanoProject, as_date, expected_aliases, expected_events
+from meltano_helpers import (
+    FIXED_NOW,
+    KAHUNA_STREAMS,
+    MeltanoProject,
+    as_date,
+    expected_aliases,
+    expected_events,
+    primary_key_columns,
+)
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 
-POSTGRES_URL = "postgresql://kk:kk-dev-password@127.0.0.1:55432/kk_warehouse"
 KAHUNA_DAYS = 3
 KAHUNA_LOGS_PER_DAY = 60
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres]
-
-
-@pytest.fixture
-def warehouse() -> Iterator[psycopg.Connection]:
-    """A connection to the test warehouse, with the schemas this suite writes dropped first."""
-    try:
-        connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(f"no PostgreSQL on 127.0.0.1:55432 ({error}): run `make postgres` (make test does it)")
-    for schema in ("kissmetrics", "kahuna", "kaon"):
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    yield connection
-    connection.close()
 
 
 def test_kahuna_through_postgres_then_replayed_into_kissmetrics(
@@ -58,12 +52,7 @@ def test_kahuna_through_postgres_then_replayed_into_kissmetrics(
         expected = {(day, position) for day in dataset.days for position in range(len(dataset.records(category, day)))}
         assert len(keys) == len(set(keys)), table
         assert set(keys) == expected, table
-    primary_key = warehouse.execute(
-        "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a"
-        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-        " WHERE i.indrelid = 'kahuna.inapp_logs'::regclass AND i.indisprimary"
-    ).fetchone()
-    assert primary_key == (["log_date", "log_position"],)
+    assert primary_key_columns(warehouse, "kahuna.inapp_logs") == ["log_date", "log_position"]
 
     project.run("run", "warehouse-to-kissmetrics")
 
