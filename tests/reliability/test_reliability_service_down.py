@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 from reliability_helpers import (
-    FIXED_NOW,
     PROCESS_TIMEOUT,
     TAP_KAHUNA,
     TAP_KAON,
@@ -33,8 +33,10 @@ from reliability_helpers import (
     write_json,
 )
 
-from emulators.kaon_data import KaonDataset
 from emulators.testing import EmulatorProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
+from kaon_tap_helpers import FIXED_NOW_TEXT, SMALL_ARGS, dataset, expected_weekly, listed_weeks
 
 
 def assert_one_clear_error(stderr: str, *phrases: str) -> None:
@@ -111,21 +113,33 @@ def covered_keys(state: dict, start: date, expected: dict[str, dict]) -> dict[st
     return covered
 
 
+def run_tap_into_outage(
+    tap: str, config: dict, emulator: EmulatorProcess, workdir: Path, *, after_lines: int, status: int
+) -> tuple[int, list[dict], str]:
+    """Run a tap; once it has written ``after_lines`` lines the service answers only ``status``.
+
+    Returns the exit code, the messages written and stderr; the emulator's faults are off again afterwards.
+    """
+    emulator.set_faults(error_rate=0.0)
+    config_path = write_json(workdir / "config.json", config)
+    out_path = workdir / "out.jsonl"
+    with out_path.open("w") as out, (workdir / "err.txt").open("w") as err:
+        process = subprocess.Popen([tap, "--config", str(config_path)], stdout=out, stderr=err)
+        wait_until(lambda: process.poll() is not None or len(out_path.read_text().splitlines()) > after_lines)
+        emulator.set_faults(error_rate=1.0, error_statuses=[status])
+        returncode = process.wait(timeout=PROCESS_TIMEOUT)
+    emulator.set_faults(error_rate=0.0, error_statuses=[500, 503])
+    return returncode, parse_messages(out_path.read_text()), (workdir / "err.txt").read_text()
+
+
 def test_kahuna_tap_going_down_mid_run_keeps_state_within_what_was_emitted(
     kahuna: EmulatorProcess, tmp_path: Path
 ) -> None:
-    kahuna.set_faults(error_rate=0.0)
     config = kahuna_config(kahuna.url, days=3, categories=["inapp"], page_size=10, max_concurrency=1, max_retries=3)
-    config_path = write_json(tmp_path / "config.json", config)
-    with (tmp_path / "out.jsonl").open("w") as out, (tmp_path / "err.txt").open("w") as err:
-        process = subprocess.Popen([TAP_KAHUNA, "--config", str(config_path)], stdout=out, stderr=err)
-        # Let the first day and part of the second through, then the service answers only 500s.
-        wait_until(lambda: process.poll() is not None or len((tmp_path / "out.jsonl").read_text().splitlines()) > 200)
-        kahuna.set_faults(error_rate=1.0, error_statuses=[500])
-        returncode = process.wait(timeout=PROCESS_TIMEOUT)
-    kahuna.set_faults(error_rate=0.0, error_statuses=[500, 503])
-    messages = parse_messages((tmp_path / "out.jsonl").read_text())
-    stderr = (tmp_path / "err.txt").read_text()
+    # The first day and part of the second go through, then the service answers only 500s.
+    returncode, messages, stderr = run_tap_into_outage(
+        TAP_KAHUNA, config, kahuna, tmp_path, after_lines=200, status=500
+    )
 
     assert returncode != 0, "the tap finished before the service went down: make the data bigger"
     assert_one_clear_error(stderr, "500")
@@ -181,27 +195,20 @@ def test_target_going_down_mid_run_emits_no_state_past_delivered_beacons(
 @pytest.fixture(scope="module")
 def slow_kaon() -> Iterator[EmulatorProcess]:
     """A Kaon emulator with the small data set, answering slowly enough to switch faults on mid-run."""
-    emulator = EmulatorProcess("kaon", "--now", FIXED_NOW, *KAON_SMALL_ARGS, "--latency-ms", "40")
+    emulator = EmulatorProcess("kaon", "--now", FIXED_NOW_TEXT, *SMALL_ARGS, "--latency-ms", "40")
     yield emulator
     emulator.stop()
 
 
-KAON_SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
-KAON_SMALL_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in KAON_SMALL.items()]
-
-
 def kaon_expected_keys(stream: str, weeks: list[int]) -> set[tuple]:
-    """(week, code) or (week, device_uid) of every row the emulator serves for ``weeks``."""
-    data = KaonDataset(seed=42, client="demo-client", now=datetime.fromisoformat(FIXED_NOW), **KAON_SMALL)
-    if stream == "countries":
-        return {(week, code) for week in weeks for code in data.countries(week)}
-    return {(week, uid) for week in weeks for uid in data.device_uids(week)}
+    """(week, code) of countries or (week, device_uid) of devices: every row the emulator serves for ``weeks``."""
+    field = "code" if stream == "countries" else "device_uid"
+    return {(row["week"], row[field]) for row in expected_weekly(dataset(), stream, weeks)}
 
 
 def test_kaon_tap_going_down_mid_run_keeps_state_within_what_was_emitted(
     slow_kaon: EmulatorProcess, tmp_path: Path
 ) -> None:
-    slow_kaon.set_faults(error_rate=0.0)
     config = {
         "api_key": "kaon-demo-key",
         "client": "demo-client",
@@ -210,16 +217,10 @@ def test_kaon_tap_going_down_mid_run_keeps_state_within_what_was_emitted(
         "max_retries": 2,
         "backoff_base_seconds": 0.05,
     }
-    config_path = write_json(tmp_path / "config.json", config)
-    with (tmp_path / "out.jsonl").open("w") as out, (tmp_path / "err.txt").open("w") as err:
-        process = subprocess.Popen([TAP_KAON, "--config", str(config_path)], stdout=out, stderr=err)
-        # streams run in name order: countries done, devices part-way (40 rows a week), then only 503s
-        wait_until(lambda: process.poll() is not None or len((tmp_path / "out.jsonl").read_text().splitlines()) > 250)
-        slow_kaon.set_faults(error_rate=1.0, error_statuses=[503])
-        returncode = process.wait(timeout=PROCESS_TIMEOUT)
-    slow_kaon.set_faults(error_rate=0.0, error_statuses=[500, 503])
-    messages = parse_messages((tmp_path / "out.jsonl").read_text())
-    stderr = (tmp_path / "err.txt").read_text()
+    # streams run in name order: countries done, devices part-way (40 rows a week), then only 503s
+    returncode, messages, stderr = run_tap_into_outage(
+        TAP_KAON, config, slow_kaon, tmp_path, after_lines=250, status=503
+    )
 
     assert returncode != 0, "the tap finished before the service went down: make the data bigger"
     assert_one_clear_error(stderr, "503", "endpoint 'uid'", "week")
@@ -228,8 +229,8 @@ def test_kaon_tap_going_down_mid_run_keeps_state_within_what_was_emitted(
         "countries": {(r["record"]["week"], r["record"]["code"]) for r in records if r["stream"] == "countries"},
         "devices": {(r["record"]["week"], r["record"]["device_uid"]) for r in records if r["stream"] == "devices"},
     }
-    assert emitted["countries"] == kaon_expected_keys("countries", list(range(764, 777)))
-    all_weeks = list(range(764, 777))
+    all_weeks = listed_weeks(dataset())
+    assert emitted["countries"] == kaon_expected_keys("countries", all_weeks)
     assert emitted["devices"] < kaon_expected_keys("devices", all_weeks), "devices was cut short"
     states = [m["value"] for m in messages if m["type"] == "STATE"]
     for state in states:
