@@ -30,7 +30,6 @@ from functools import cached_property
 from http import HTTPStatus
 from typing import Any
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -39,6 +38,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 
 from connector_common.concurrency import ordered_map
+from connector_common.rest_retry import retry_transient_errors
 from connector_common.retry import retry_after_seconds
 
 DEFAULT_API_URL = "https://tap-nexus.appspot.com/api/kahunalogs"
@@ -207,21 +207,7 @@ class KahunaLogsStream(RESTStream):
 
     def request_decorator(self, func: Callable) -> Callable:
         """Retry transient failures; each retry is one warning line, giving up is reported once by the tap."""
-        return backoff.on_exception(
-            self.backoff_wait_generator,
-            (
-                ConnectionResetError,
-                RetriableAPIError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
-            max_tries=self.backoff_max_tries,
-            on_backoff=self.backoff_handler,
-            jitter=self.backoff_jitter,
-            logger=None,
-        )(func)
+        return retry_transient_errors(self, func)
 
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         """Wait what ``Retry-After`` asks for, else 0.5 s, 1 s, 2 s, ... capped at 60 s."""

@@ -17,7 +17,6 @@ from decimal import Decimal
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlparse
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -25,6 +24,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import HTTPRequest
 
 from connector_common.concurrency import ordered_map
+from connector_common.rest_retry import retry_transient_errors
 from connector_common.retry import retry_after_seconds
 from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK, week_of, week_start
 
@@ -260,21 +260,7 @@ class KaonStream(RESTStream):
     # --- retries ------------------------------------------------------------------
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Retry transient failures; log each retry in one line (backoff's own lines would repeat the error)."""
-        return backoff.on_exception(
-            self.backoff_wait_generator,
-            (
-                ConnectionResetError,
-                RetriableAPIError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
-            max_tries=self.backoff_max_tries,
-            on_backoff=self.backoff_handler,
-            jitter=self.backoff_jitter,
-            logger=None,
-        )(func)
+        return retry_transient_errors(self, func)
 
     def backoff_max_tries(self) -> int:
         """Tries per call: the first one plus ``max_retries``."""
