@@ -20,44 +20,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import psutil
+from plays import singer_lines
 
 from emulators.kaon_data import KaonDataset
 from emulators.testing import EmulatorProcess
 
 BIN = Path(sys.executable).parent
 NOW = "2026-11-18T15:30:00+00:00"
-BASE_TIME = 1_790_000_000
 STATE_EVERY = 1000
-SCHEMA = {
-    "type": "SCHEMA",
-    "stream": "plays",
-    "key_properties": ["n"],
-    "schema": {
-        "type": "object",
-        "properties": {
-            "person": {"type": "string"},
-            "event": {"type": "string"},
-            "timestamp": {"type": "integer"},
-            "n": {"type": "integer"},
-            "plan": {"type": "string"},
-        },
-    },
-}
-
-
-def singer_lines(count: int) -> Iterator[bytes]:
-    """SCHEMA, ``count`` distinct events, a STATE every STATE_EVERY records."""
-    yield (json.dumps(SCHEMA) + "\n").encode()
-    for n in range(count):
-        record = {"person": f"user-{n % 5000}", "event": "Played Song", "timestamp": BASE_TIME + n, "n": n}
-        yield (json.dumps({"type": "RECORD", "stream": "plays", "record": {**record, "plan": "pro"}}) + "\n").encode()
-        if (n + 1) % STATE_EVERY == 0:
-            yield (json.dumps({"type": "STATE", "value": {"sent": n + 1}}) + "\n").encode()
 
 
 class RssSampler:
@@ -127,8 +101,8 @@ def target_under_faults(records: int) -> str:
             reader = threading.Thread(target=read_states, daemon=True)
             reader.start()
             assert process.stdin is not None
-            for line in singer_lines(records):
-                process.stdin.write(line)
+            for line in singer_lines(records, STATE_EVERY):
+                process.stdin.write(line.encode())
             process.stdin.close()
             returncode = process.wait()
             reader.join()

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,43 +26,14 @@ from urllib.parse import urlsplit
 import psutil
 import urllib3
 from KISSmetrics import Client as OfficialClient
+from plays import SCHEMA, play, singer_lines
 
 from emulators.testing import EmulatorProcess
 from target_kissmetrics.beacons import build_beacons, mappings_for_stream
 
 API_KEY = "km-demo-key"
 CONCURRENCY = 128
-BASE_TIME = 1262304000
 TARGET_CLI = str(Path(sys.executable).with_name("target-kissmetrics"))
-SCHEMA = {
-    "type": "SCHEMA",
-    "stream": "plays",
-    "key_properties": ["n"],
-    "schema": {
-        "type": "object",
-        "properties": {
-            "person": {"type": "string"},
-            "event": {"type": "string"},
-            "timestamp": {"type": "integer"},
-            "n": {"type": "integer"},
-            "plan": {"type": "string"},
-        },
-    },
-}
-
-
-def play(n: int) -> dict:
-    """One event row."""
-    return {"person": f"user-{n % 5000}", "event": "Played Song", "timestamp": BASE_TIME + n, "n": n, "plan": "pro+"}
-
-
-def singer_lines(count: int, state_every: int = 1000) -> Iterator[str]:
-    """Singer input lines: a schema, ``count`` records and a STATE every ``state_every`` records."""
-    yield json.dumps(SCHEMA) + "\n"
-    for n in range(count):
-        yield json.dumps({"type": "RECORD", "stream": "plays", "record": play(n)}) + "\n"
-        if (n + 1) % state_every == 0:
-            yield json.dumps({"type": "STATE", "value": {"bookmarks": {"plays": n}}}) + "\n"
 
 
 def write_input(path: Path, count: int, state_every: int) -> Path:
