@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+# Records per stream the taps reported in a Meltano log: the demo's own reading of it.
+from demo import records_by_stream as record_counts  # noqa: F401 (re-exported to the tests)
 
 from emulators.kahuna_data import KahunaDataset
 
@@ -31,8 +33,6 @@ FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 RUN_TIMEOUT_SECONDS = 300
 # The server `make postgres` starts (scripts/postgres.sh) and meltano.yml's dev environment uses.
 POSTGRES_URL = "postgresql://kk:kk-dev-password@127.0.0.1:55432/kk_warehouse"
-# Only the taps' metrics: singer-sdk targets report record_count too.
-_TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
 
 KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
 # The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
@@ -144,16 +144,6 @@ def wait_for(predicate: Any, timeout: float = 120, interval: float = 0.05) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
-
-
-def record_counts(log: str) -> Counter[str]:
-    """Records per stream that the tap reported (singer-sdk ``record_count`` metrics)."""
-    counts: Counter[str] = Counter()
-    for match in _TAP_METRIC.finditer(log):
-        metric = json.loads(match.group(1))
-        if metric.get("metric") == "record_count" and metric.get("tags", {}).get("stream"):
-            counts[metric["tags"]["stream"]] += int(metric["value"])
-    return counts
 
 
 def primary_key_columns(connection: Any, table: str) -> list[str]:
