@@ -197,6 +197,16 @@ class KaonStream(RESTStream):
         """Seconds to wait for a response before retrying."""
         return self.settings.request_timeout
 
+    def partition_value(self, context: t.Mapping[str, t.Any] | None, key: str, setting: str, noun: str) -> str | None:
+        """This partition's ``key`` (a path, an external ID); None, logged, when ``setting`` lists no ``noun``.
+
+        singer-sdk syncs a stream whose partition list is empty once, without a context.
+        """
+        if context and key in context:
+            return context[key]
+        self.logger.info("%s: no %s configured (setting `%s`), nothing to sync", self.name, noun, setting)
+        return None
+
     # --- one call -------------------------------------------------------------------
     def fetch(self, endpoint: str, **params: t.Any) -> dict[str, t.Any]:
         """Call ``endpoint`` (logical name) with ``params`` and return its JSON object."""

@@ -264,10 +264,9 @@ class PathHitsStream(WeeklyStream):
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
         """The path's weeks from the bookmark on, in week order."""
-        if not context or "path" not in context:
-            self.logger.info("path_hits: no paths configured (setting `paths`), nothing to sync")
+        path = self.partition_value(context, "path", "paths", "paths")
+        if path is None:
             return
-        path = context["path"]
         endpoint = self.settings.endpoints[self.endpoint]
         history = checked_hits(PayloadChecker(endpoint, path=path), self.fetch(self.endpoint, path=path), "week", int)
         first, last = self.start_week(context), self.settings.end_week
@@ -344,10 +343,9 @@ class ExternalIdHitsStream(KaonStream):
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
         """Page through the clickstream from the bookmark, emitting each record once."""
-        if not context or "external_id" not in context:
-            self.logger.info("external_id_hits: no external IDs configured (setting `external_ids`), nothing to sync")
+        external_id = self.partition_value(context, "external_id", "external_ids", "external IDs")
+        if external_id is None:
             return
-        external_id = context["external_id"]
         state = self.get_context_state(context)
         has_bookmark = (
             state.get("replication_key") == self.replication_key and state.get("replication_key_value") is not None
