@@ -59,7 +59,8 @@ class DayRecords:
     """
 
     def __init__(self, memory_limit_bytes: int) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=max(memory_limit_bytes, 1))  # noqa: SIM115 (closed in __iter__)
+        self._limit = max(memory_limit_bytes, 1)
+        self._file = tempfile.SpooledTemporaryFile(max_size=self._limit)  # noqa: SIM115 (closed in __iter__)
         self.count = 0
 
     def extend(self, records: list[dict]) -> None:
@@ -70,8 +71,8 @@ class DayRecords:
 
     @property
     def on_disk(self) -> bool:
-        """Whether the day outgrew memory and moved to a temporary file."""
-        return bool(getattr(self._file, "_rolled", False))
+        """Whether the day outgrew memory and moved to a temporary file (it rolls over past the limit)."""
+        return self._file.tell() > self._limit
 
     def __iter__(self) -> Iterator[dict]:
         """Every record once, in order; the buffer is released afterwards."""
