@@ -34,7 +34,7 @@ $(MELTANO_STAMP): $(STAMP) meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.to
 
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
 
-postgres: ## Start PostgreSQL on 127.0.0.1:55432 (installs it with apt-get when missing)
+postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
 
 lint: venv ## ruff check and ruff format --check

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PORT="${KK_PG_PORT:-55432}"
-DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata}"
+# One data directory per port, so two checkouts on one machine (each with its own KK_PG_PORT) never share a cluster.
+DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata-$PORT}"
 DB_USER="${KK_PG_USER:-kk}"
 DB_PASSWORD="${KK_PG_PASSWORD:-kk-dev-password}"
 DB_NAME="${KK_PG_DATABASE:-kk_warehouse}"

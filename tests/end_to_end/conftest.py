@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from meltano_helpers import POSTGRES_URL, PROJECT_ROOT, MeltanoProject
+from meltano_helpers import POSTGRES, POSTGRES_URL, PROJECT_ROOT, MeltanoProject
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def warehouse() -> Iterator[psycopg.Connection]:
     try:
         connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
-        pytest.fail(f"no PostgreSQL on 127.0.0.1:55432 ({error}): run `make postgres` (make test does it)")
+        pytest.fail(f"no PostgreSQL on 127.0.0.1:{POSTGRES['port']} ({error}): run `make postgres` (make test does it)")
     for schema in ("kissmetrics", "kahuna", "kaon"):
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     yield connection

@@ -31,8 +31,15 @@ VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
 FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 RUN_TIMEOUT_SECONDS = 300
-# The server `make postgres` starts (scripts/postgres.sh) and meltano.yml's dev environment uses.
-POSTGRES_URL = "postgresql://kk:kk-dev-password@127.0.0.1:55432/kk_warehouse"
+# The server `make postgres` starts (scripts/postgres.sh): meltano.yml's dev values, or the KK_PG_* variables.
+POSTGRES = {
+    "host": "127.0.0.1",
+    "port": os.environ.get("KK_PG_PORT", "55432"),
+    "user": os.environ.get("KK_PG_USER", "kk"),
+    "password": os.environ.get("KK_PG_PASSWORD", "kk-dev-password"),
+    "database": os.environ.get("KK_PG_DATABASE", "kk_warehouse"),
+}
+POSTGRES_URL = "postgresql://{user}:{password}@{host}:{port}/{database}".format(**POSTGRES)
 
 KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
 # The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
@@ -81,6 +88,7 @@ class MeltanoProject:
             "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
             "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(self.workdir / "dead-letters.jsonl"),
             "MELTANO_CLI_LOG_LEVEL": "info",
+            **postgres_settings(),
             **self.settings,
         }
 
@@ -124,6 +132,17 @@ class MeltanoProject:
         """Rows of a query on this test's DuckDB warehouse."""
         with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
             return connection.execute(sql).fetchall()
+
+
+def postgres_settings() -> dict[str, str]:
+    """The test server's connection for every plugin that opens the PostgreSQL warehouse."""
+    settings = {
+        f"{plugin}_{name.upper()}": value
+        for plugin in ("TAP_POSTGRES", "TARGET_POSTGRES")
+        for name, value in POSTGRES.items()
+    }
+    settings["WAREHOUSE_SQL_URL"] = POSTGRES_URL
+    return settings
 
 
 def log_tail(log: str, lines: int = 40) -> str:

@@ -1,6 +1,6 @@
 """The PostgreSQL warehouse: both taps through target-postgres, then tap-postgres -> target-kissmetrics.
 
-Needs the server that ``make postgres`` (and ``make test``) starts on 127.0.0.1:55432.
+Needs the server that ``make postgres`` (and ``make test``) starts on 127.0.0.1:$KK_PG_PORT (55432 by default).
 """
 
 from __future__ import annotations
