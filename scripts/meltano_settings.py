@@ -19,8 +19,9 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OWN_PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "target-kissmetrics")
-# JSON schema type -> Meltano setting kind.
-KINDS = {"string": "string", "integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array"}
+# JSON schema type -> Meltano setting kind. Numbers are strings to Meltano: Meltano 4.4.1 cannot pass a `decimal`
+# setting from an environment variable (Decimal is not JSON serializable); the plugins read "0.5" as 0.5.
+KINDS = {"string": "string", "integer": "integer", "number": "string", "boolean": "boolean", "array": "array"}
 
 
 def about(plugin: str) -> dict[str, Any]:

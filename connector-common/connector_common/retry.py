@@ -1,19 +1,47 @@
-"""One reading of ``Retry-After`` for every connector."""
+"""The one retry policy: what is retried, how long each wait is, and ``Retry-After``.
+
+Retried: HTTP 429 and 5xx, timeouts, refused/dropped/reset connections and bodies cut off mid-transfer.
+Waits: ``backoff_base_seconds * 2**n`` (n = 0 for the first retry) capped at ``backoff_max_seconds``, plus up to
+10 % jitter so parallel workers spread out; a ``Retry-After`` header replaces the computed wait (still capped at
+``backoff_max_seconds``). ``max_retries`` counts the retries after the first try: ``max_retries: 2`` is at most
+3 requests.
+
+:class:`RetryPolicy` holds the rule; :class:`RetryingStream` gives a singer-sdk REST stream the rule through
+the SDK's own hooks (its ``request_decorator`` and exception list stay the SDK's), and the target's delivery
+asks the same policy for its waits.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import re
+import typing as t
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import cached_property
+from http import HTTPStatus
 
+import requests
+import urllib3
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.streams import RESTStream
+from typing_extensions import override
+
+from . import sdk_compat
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+
+JITTER = 0.1
 MAX_RETRY_AFTER_SECONDS = 300.0
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, *, cap: float = MAX_RETRY_AFTER_SECONDS) -> float | None:
-    """Return the wait a ``Retry-After`` header asks for, in seconds, or ``None``.
-
-    Accepts delta-seconds and HTTP-dates; negative waits become 0 and long ones are capped.
-    """
+    """The wait a ``Retry-After`` header asks for, in seconds (delta-seconds or an HTTP-date), capped; else None."""
     if not headers:
         return None
     value = headers.get("Retry-After") or headers.get("retry-after")
@@ -31,3 +59,122 @@ def retry_after_seconds(headers: Mapping[str, str] | None, *, cap: float = MAX_R
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
     return min(max(seconds, 0.0), cap)
+
+
+def is_retried_status(status: int) -> bool:
+    """HTTP statuses worth another try: 429 and every 5xx."""
+    return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``max_retries`` retries after the first try, exponential waits with jitter, ``Retry-After`` honoured."""
+
+    max_retries: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+
+    @property
+    def max_tries(self) -> int:
+        """Requests at most: the first plus the retries."""
+        return self.max_retries + 1
+
+    def wait_seconds(self, retry: int, headers: Mapping[str, str] | None = None) -> float:
+        """How long to wait before retry number ``retry`` (0 = the first retry), given the failed answer's headers."""
+        asked = retry_after_seconds(headers, cap=self.backoff_max_seconds)
+        if asked is not None:
+            return asked
+        computed = min(self.backoff_base_seconds * 2**retry, self.backoff_max_seconds)
+        return computed * (1 + random.random() * JITTER)
+
+
+def seconds_text(seconds: float) -> str:
+    """``0.3``, ``1.25``, ``12``: a wait as a person reads it (at most two decimals)."""
+    return f"{seconds:.2f}".rstrip("0").rstrip(".")
+
+
+def describe_failure(exception: BaseException | None) -> str:
+    """A short, URL-free reason for a failed try: ``HTTP 503``, ``ReadTimeout: timed out``,
+    ``ConnectionError: [Errno 111] Connection refused``, or another exception's type and first line.
+    """
+    response = getattr(exception, "response", None)
+    if isinstance(exception, RetriableAPIError) and response is not None:
+        return f"HTTP {response.status_code}"
+    if exception is None:
+        return "unknown error"
+    name, text = type(exception).__name__, str(exception)
+    if isinstance(exception, requests.RequestException | urllib3.exceptions.HTTPError | OSError):
+        # Their messages repeat the URL (with its query string); the cause is the errno or the timeout.
+        errno = _ERRNO.search(text)
+        if errno:
+            return f"{name}: {errno.group(0).strip()}"
+        return f"{name}: timed out" if "timed out" in text else name
+    first_line = text.splitlines()[0][:200] if text else ""
+    return f"{name}: {first_line}" if first_line else name
+
+
+class RetryingStream(RESTStream[t.Any]):
+    """A REST stream retried by :class:`RetryPolicy` through singer-sdk's backoff hooks.
+
+    Subclasses give ``retry_policy`` (from their settings) and call :meth:`send` for each prepared request.
+    """
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The policy of this stream's plugin."""
+        raise NotImplementedError
+
+    @override
+    def backoff_max_tries(self) -> int:
+        """The first try plus ``max_retries``."""
+        return self.retry_policy.max_tries
+
+    @override
+    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:  # type: ignore[override]
+        """Waits from the policy; backoff sends each failure in, so ``Retry-After`` can replace the wait."""
+        exception = yield 0.0  # backoff primes the generator before the first failure
+        retry = 0
+        while True:
+            response = getattr(exception, "response", None)
+            headers = response.headers if response is not None else None
+            exception = yield self.retry_policy.wait_seconds(retry, headers)
+            retry += 1
+
+    @override
+    def backoff_jitter(self, value: float) -> float:
+        """No extra jitter: the policy's waits carry theirs and never undercut ``Retry-After``."""
+        return value
+
+    @override
+    def backoff_handler(self, details: Details) -> None:
+        """One warning per retry: stream, wait, tries so far and the reason, never the URL."""
+        self.logger.warning(
+            "Retrying a %s request in %s s after %d of %d tries: %s",
+            self.name,
+            seconds_text(details.get("wait") or 0.0),
+            details["tries"],
+            self.retry_policy.max_tries,
+            describe_failure(details.get("exception")),
+        )
+
+    @override
+    def response_error_message(self, response: requests.Response) -> str:
+        """The status and reason only: bodies and URLs may carry what must not be logged."""
+        return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """429 and 5xx are retried; other 4xx are fatal (plugins name their causes before calling this)."""
+        if is_retried_status(response.status_code):
+            raise RetriableAPIError(self.response_error_message(response), response)
+        super().validate_response(response)
+
+    def send(self, prepared: requests.PreparedRequest, context: Context | None = None) -> requests.Response:
+        """Send one prepared request with the policy's retries; the last failure propagates once they are spent."""
+        return self.retrying_sender(prepared, context)
+
+    @cached_property
+    def retrying_sender(self) -> Callable[[requests.PreparedRequest, Context | None], requests.Response]:
+        """The SDK's request function wrapped by the SDK's ``request_decorator`` (build it before threads share it)."""
+        sdk_compat.quiet_backoff_logging(self.logger)
+        return self.request_decorator(sdk_compat.request_sender(self))

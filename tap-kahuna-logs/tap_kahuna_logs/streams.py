@@ -1,10 +1,10 @@
-"""The four Kahuna log streams, one per category. Keys and bookmarks are explained in ``client.py``."""
+"""The four Kahuna log streams, one per category. Keys and bookmarks are explained in ``days.py``."""
 
 from __future__ import annotations
 
 from singer_sdk import typing as th
 
-from tap_kahuna_logs.client import KahunaLogsStream
+from tap_kahuna_logs.days import DailyLogStream
 
 
 def _credentials(name: str, description: str) -> list[th.Property]:
@@ -50,7 +50,7 @@ _MESSAGE = th.Property("message", th.StringType, description="The message text."
 _OS = th.Property("os", th.StringType, description="Platform of the device: android or ios.")
 
 
-class InappLogsStream(KahunaLogsStream):
+class InappLogsStream(DailyLogStream):
     """In-app message logs (category ``inapp``)."""
 
     name = "inapp_logs"
@@ -60,7 +60,7 @@ class InappLogsStream(KahunaLogsStream):
     schema = _schema(_USER, *_credentials("credentials", "User credentials"), *_CAMPAIGN, *_ACTION, _MESSAGE, _OS)
 
 
-class PushLogsStream(KahunaLogsStream):
+class PushLogsStream(DailyLogStream):
     """Push notification logs (category ``push``)."""
 
     name = "push_logs"
@@ -93,7 +93,7 @@ class PushLogsStream(KahunaLogsStream):
     )
 
 
-class EmailLogsStream(KahunaLogsStream):
+class EmailLogsStream(DailyLogStream):
     """Email logs (category ``email``)."""
 
     name = "email_logs"
@@ -103,7 +103,7 @@ class EmailLogsStream(KahunaLogsStream):
     schema = _schema(_USER, *_credentials("credentials", "User credentials"), *_CAMPAIGN, *_ACTION, _MESSAGE)
 
 
-class UserMergeLogsStream(KahunaLogsStream):
+class UserMergeLogsStream(DailyLogStream):
     """User merge logs (category ``user_merge``, always requested on its own)."""
 
     name = "user_merge_logs"
@@ -119,6 +119,6 @@ class UserMergeLogsStream(KahunaLogsStream):
     )
 
 
-STREAM_TYPES: dict[str, type[KahunaLogsStream]] = {
+STREAM_TYPES: dict[str, type[DailyLogStream]] = {
     stream.category: stream for stream in (InappLogsStream, PushLogsStream, EmailLogsStream, UserMergeLogsStream)
 }

@@ -7,37 +7,23 @@ only when every beacon in it got a 200. The retry policy lives in :meth:`BeaconS
 
 from __future__ import annotations
 
-import random
 import threading
 import time
+import typing as t
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 
 import urllib3
 
-from connector_common.retry import retry_after_seconds
 from target_kissmetrics.beacons import Beacon
+from target_kissmetrics.connector_common.errors import ConnectorError
+from target_kissmetrics.connector_common.retry import describe_failure, is_retried_status
+from target_kissmetrics.settings import KissmetricsSettings
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-
-class DeliveryError(RuntimeError):
+class DeliveryError(ConnectorError):
     """A beacon that could not be delivered; the run must fail so the next one re-sends it."""
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    """How beacons are sent."""
-
-    tracking_url: str
-    max_concurrency: int = 32
-    max_requests_per_second: float | None = None
-    request_timeout: float = 30.0
-    max_retries: int = 8
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
 
 
 class TokenBucket:
@@ -65,13 +51,14 @@ class TokenBucket:
 
 
 class BeaconSender:
-    """Sends beacons with retries on 5xx, 429 (honouring ``Retry-After``), timeouts and dropped connections."""
+    """Sends beacons, retried by the plugins' one retry policy (5xx, 429 with ``Retry-After``, timeouts, drops)."""
 
     def __init__(
-        self, settings: DeliverySettings, api_key: str, redact: Callable[[str], str], sleep: Callable[[float], None]
+        self, settings: KissmetricsSettings, redact: Callable[[str], str], sleep: Callable[[float], None]
     ) -> None:
         self.settings = settings
-        self.api_key = api_key
+        self.policy = settings.retry_policy
+        self.tracking_url = settings.tracking_url.rstrip("/")
         self.redact = redact
         self.sleep = sleep
         self.pool = urllib3.PoolManager(
@@ -89,44 +76,38 @@ class BeaconSender:
 
     def send(self, beacon: Beacon) -> None:
         """Deliver one beacon or raise :class:`DeliveryError` once the retries are spent."""
-        url = beacon.url(self.settings.tracking_url, self.api_key)
-        attempts = self.settings.max_retries + 1
-        for attempt in range(attempts):
-            problem, wait_seconds = self._attempt(url, attempt)
+        url = beacon.url(self.tracking_url, self.settings.api_key)
+        for retry in range(self.policy.max_tries):
+            problem, headers = self._attempt(url)
             if problem is None:
                 with self._counter_lock:
                     self.sent[beacon.kind] += 1
                 return
-            if attempt + 1 == attempts:
+            if retry == self.policy.max_retries:
                 break
             with self._counter_lock:
                 self.retried += 1
-            self.sleep(wait_seconds)
+            self.sleep(self.policy.wait_seconds(retry, headers))
         raise DeliveryError(
             f"a /{beacon.kind} beacon for person {beacon.params[0][1]!r} was not delivered after "
-            f"{attempts} attempts (last: {problem}); check tracking_url and the network, then re-run: "
+            f"{self.policy.max_tries} attempts (last: {problem}); check tracking_url and the network, then re-run: "
             "no state was emitted for it, so the next run re-sends it"
         )
 
-    def _attempt(self, url: str, attempt: int) -> tuple[str | None, float]:
-        """One request: ``(None, 0)`` on 200, else ``(problem, seconds to wait before the next try)``."""
+    def _attempt(self, url: str) -> tuple[str | None, t.Mapping[str, str] | None]:
+        """One request: ``(None, None)`` on 200, else ``(problem, the answer's headers if any)``."""
         if self.bucket is not None:
             self.bucket.acquire()
         try:
             response = self.pool.request("GET", url, retries=False)
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            return self.redact(f"{type(error).__name__}: {error}"), self._backoff(attempt)
+            return self.redact(describe_failure(error)), None
         if response.status == 200:
-            return None, 0.0
+            return None, None
         problem = f"HTTP {response.status}"
-        if response.status not in RETRYABLE_STATUSES:
+        if not is_retried_status(response.status):
             raise DeliveryError(f"the tracking server answered {problem}, which is not retried; check tracking_url")
-        asked = retry_after_seconds(response.headers, cap=self.settings.backoff_max)
-        return problem, asked if asked is not None else self._backoff(attempt)
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt)
-        return ceiling * random.uniform(0.5, 1.0)
+        return problem, response.headers
 
     def close(self) -> None:
         """Stop the workers and close the connections."""

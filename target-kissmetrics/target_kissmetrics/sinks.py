@@ -12,6 +12,7 @@ import sys
 import typing as t
 
 from singer_sdk.sinks import Sink
+from typing_extensions import override
 
 from target_kissmetrics.beacons import InvalidRecordError, build_beacons, mappings_for_stream
 from target_kissmetrics.delivery import DeliveryBatch
@@ -27,6 +28,7 @@ class KissmetricsSink(Sink):
 
     MAX_SIZE_DEFAULT = 10000
 
+    @override
     def __init__(
         self,
         target: TargetKissmetrics,
@@ -36,9 +38,10 @@ class KissmetricsSink(Sink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.kissmetrics = target
-        self.mappings = mappings_for_stream(stream_name, self.config.get("streams"), list(schema.get("properties", {})))
+        self.mappings = mappings_for_stream(stream_name, target.settings.streams, list(schema.get("properties", {})))
         self.delivery = DeliveryBatch(target.sender) if target.sender is not None else None
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         """Build the record's beacons and send them (or dead-letter the record if it breaks a rule)."""
         try:
@@ -48,12 +51,13 @@ class KissmetricsSink(Sink):
             return
         if self.delivery is None:
             for beacon in beacons:
-                sys.stderr.write(f"DRY RUN {beacon.url(self.kissmetrics.tracking_url, DRY_RUN_KEY)}\n")
+                sys.stderr.write(f"DRY RUN {beacon.url(self.kissmetrics.settings.tracking_url, DRY_RUN_KEY)}\n")
                 self.kissmetrics.count_dry_run(beacon.kind)
             return
         for beacon in beacons:
             self.delivery.submit(beacon)
 
+    @override
     def process_batch(self, context: dict) -> None:
         """Return only once every beacon of the batch was delivered (raises if one was not)."""
         if self.delivery is not None:

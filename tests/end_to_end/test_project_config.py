@@ -20,6 +20,16 @@ JOBS = {
 }
 
 
+def test_each_plugin_readme_shows_its_settings_as_about_does() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "readme_settings.py"), "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
 def test_meltano_yml_declares_every_setting_of_the_three_plugins() -> None:
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "scripts" / "meltano_settings.py"), "check"],

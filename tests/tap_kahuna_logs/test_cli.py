@@ -1,4 +1,4 @@
-"""The CLI surface: --discover, catalog selection, --about and the README's settings table."""
+"""The CLI surface: --discover and catalog selection (README settings: tests/end_to_end/test_project_config.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from pathlib import Path
 from kahuna_helpers import STREAMS, TAP, TapRun, base_config, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
-
-README = Path(__file__).resolve().parents[2] / "tap-kahuna-logs" / "README.md"
 
 
 def discover(config: dict, tmp_path: Path) -> dict:
@@ -51,15 +49,3 @@ def test_catalog_selection_reads_only_selected_streams(
     assert set(run.records) == {"push_logs"}
     assert keys(run.records["push_logs"]) == [(d, p) for d, p, _ in expected_rows("push")]
     assert {r["json"]["categories_to_return"][0] for r in clean_emulator.requests()} == {"push"}
-
-
-def test_readme_settings_table_matches_about() -> None:
-    about = subprocess.run([TAP, "--about", "--format=markdown"], capture_output=True, text=True, check=True).stdout
-    ours = [line for line in about.splitlines() if line.startswith("| ") and line.split("|")[1].strip().islower()]
-    own_settings = [
-        line for line in ours if not line.split("|")[1].strip().startswith(("stream_", "faker", "flat", "batch"))
-    ]
-    assert len(own_settings) == 12
-    readme = README.read_text()
-    for line in own_settings:
-        assert line in readme, line

@@ -14,7 +14,8 @@ import requests
 from kahuna_helpers import CATEGORIES, STREAMS, TAP, TapRun, base_config, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
-from tap_kahuna_logs.client import CursorExpiredError, KahunaAPIError
+from tap_kahuna_logs.client import CursorExpiredError
+from tap_kahuna_logs.payloads import KahunaAPIError
 from tap_kahuna_logs.tap import TapKahunaLogs
 
 
@@ -126,8 +127,8 @@ def test_timeouts_exhausted_stop_with_one_line(clean_emulator: EmulatorProcess, 
 def test_retries_exhausted_stop_with_one_line(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
     clean_emulator.set_faults(error_rate=1.0, error_statuses=[503])
     run = run_tap(base_config(clean_emulator, max_retries=2, max_concurrency=1))
-    assert_stopped_with(run, "503", "still failing after 2 attempts")
-    assert len(clean_emulator.requests()) == 2
+    assert_stopped_with(run, "503", "still failing after 2 retries")
+    assert len(clean_emulator.requests()) == 3, "max_retries 2: the first try and 2 retries"
 
 
 def test_connection_refused_stops_with_one_line(run_tap: Callable[..., TapRun], free_port: int) -> None:
@@ -146,12 +147,15 @@ def test_connection_refused_stops_with_one_line(run_tap: Callable[..., TapRun], 
 @pytest.mark.parametrize(
     ("override", "phrase"),
     [
-        ({"page_size": 0}, "config['page_size']"),
-        ({"page_size": 1001}, "config['page_size']"),
-        ({"environment": "x"}, "config['environment']"),
-        ({"api_url": "http://kahuna.example.com/api/kahunalogs"}, "api_url must use https"),
+        ({"page_size": 0}, "page_size must be 1 or more (got 0)"),
+        ({"page_size": 1001}, "page_size must be 1000 or less (got 1001)"),
+        ({"environment": "x"}, "environment must be one of p, s (got 'x')"),
+        (
+            {"api_url": "http://kahuna.example.com/api/kahunalogs"},
+            "api_url 'http://kahuna.example.com/api/kahunalogs' must use https",
+        ),
         ({"end_date": "2026-10-01"}, "end_date 2026-10-01 is before start_date"),
-        ({"categories": ["inapp", "sms"]}, "config['categories']"),
+        ({"categories": ["inapp", "sms"]}, "categories must be one of inapp, push, email, user_merge (got 'sms')"),
         ({"start_date": "18/11/2026"}, "start_date"),
     ],
 )

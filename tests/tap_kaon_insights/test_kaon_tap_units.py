@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
-from tap_kaon_insights.client import KaonError, KaonSettings, PayloadChecker, config_errors
-from tap_kaon_insights.streams import check_uids
+from tap_kaon_insights.client import KaonError
+from tap_kaon_insights.payloads import PayloadChecker, check_uids
+from tap_kaon_insights.settings import KaonSettings
 from tap_kaon_insights.weeks import bucket_order, unix_to_iso, week_of, week_start
 
 
@@ -81,10 +82,12 @@ def test_endpoint_override_keeps_the_other_defaults() -> None:
     "api_url", ["http://127.0.0.1:8000/api", "http://localhost/api", "https://insights.example.com/api"]
 )
 def test_allowed_api_urls(api_url: str) -> None:
-    assert config_errors({"api_url": api_url}) == []
+    assert KaonSettings.parse({"api_key": "k", "client": "c", "api_url": api_url}).errors == []
 
 
 def test_plain_http_to_a_real_host_says_why() -> None:
-    (error,) = config_errors({"api_url": "http://insights.v-central.com/api"})
+    (error,) = KaonSettings.parse(
+        {"api_key": "k", "client": "c", "api_url": "http://insights.v-central.com/api"}
+    ).errors
     assert "must use https" in error
     assert "query string" in error

@@ -48,8 +48,8 @@ def write_config(tmp_path: Path, emulator: EmulatorProcess | None, **settings: A
     config = {
         "api_key": API_KEY,
         "dead_letter_path": str(tmp_path / "dead-letters.jsonl"),
-        "backoff_base": 0.05,
-        "backoff_max": 0.5,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.5,
         **({"tracking_url": emulator.url} if emulator else {}),
         **settings,
     }

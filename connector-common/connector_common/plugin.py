@@ -1,0 +1,154 @@
+"""The plugin skeleton: settings read one way, secrets redacted from the start, and one fatal-error path.
+
+:class:`ConnectorTap` and :class:`ConnectorTarget` sit between singer-sdk's ``Tap``/``Target`` and a plugin:
+
+- the config (a file, ``--config=ENV`` or both) is parsed by the plugin's declared settings before the SDK sees
+  it: values coerced to their types, deprecated names mapped, defaults applied, unknown keys warned about once;
+  every bad value is one ``ConfigValidationError`` line that names the setting;
+- secrets are redacted from every log handler and traceback before anything is logged;
+- :class:`ConnectorError` (and whatever a plugin lists in ``reported_errors``) ends the run with one ERROR line,
+  exit code 1 and no traceback, whether it happens in a sync, a discovery or ``--test``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import typing as t
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import click
+from singer_sdk import Tap
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import PluginBase
+from singer_sdk.target_base import Target
+from typing_extensions import override
+
+from .errors import ConnectorError, one_line
+from .redaction import install_secret_redaction
+from .sdk_compat import environment_config
+from .settings import PluginSettings, SettingsT, raw_secret_values
+
+#: Keys the SDK itself reads from a config without declaring them.
+SDK_UNDECLARED_KEYS = frozenset({"user_agent"})
+
+
+def load_config(
+    plugin: type[Tap] | type[Target],
+    settings_class: type[PluginSettings],
+    config: Mapping[str, t.Any] | None,
+    *,
+    parse_env: bool,
+    validate: bool,
+) -> dict[str, t.Any]:
+    """The config a plugin hands to the SDK: parsed by its settings, secrets redacted, problems raised or warned."""
+    raw = dict(config or {})
+    if parse_env:
+        names = settings_class.known_names()
+        raw.update(environment_config(plugin.name, _full_schema(plugin), names))
+    install_secret_redaction(raw_secret_values(settings_class, raw))
+    other_known = set(_full_schema(plugin).get("properties", {})) | SDK_UNDECLARED_KEYS
+    parsed = settings_class.parse(raw, other_known=other_known)
+    for warning in parsed.warnings:
+        plugin.logger.warning("%s", warning)
+    if parsed.errors and validate:
+        raise ConfigValidationError("Config validation failed", errors=parsed.errors)
+    if not parsed.errors:
+        try:
+            install_secret_redaction(settings_class.from_config(parsed.config).secret_values())
+        except ValueError as problems:
+            if validate:
+                raise ConfigValidationError("Config validation failed", errors=str(problems).split("; ")) from None
+    return parsed.config
+
+
+def _full_schema(plugin: type[Tap] | type[Target]) -> dict[str, t.Any]:
+    """The plugin's settings schema with the SDK's built-in settings (stream maps, flattening, batch, ...)."""
+    schema = {"properties": dict(plugin.config_jsonschema.get("properties", {}))}
+    plugin.append_builtin_config(schema)
+    return schema
+
+
+@contextmanager
+def fatal_error_path(
+    logger: logging.Logger, reported: tuple[type[BaseException], ...], describe: t.Callable[[BaseException], str]
+) -> Iterator[None]:
+    """Turn a reported error into one ERROR line and exit code 1 (no traceback); bad settings the same way."""
+    try:
+        yield
+    except ConfigValidationError as invalid:
+        for error in invalid.errors:
+            logger.error("%s", error)
+        sys.exit(1)
+    except reported as error:
+        logger.error("%s", one_line(describe(error)))
+        sys.exit(1)
+
+
+class ConnectorPlugin(PluginBase):
+    """What a tap and a target built on the skeleton share (see the module docstring)."""
+
+    settings_class: t.ClassVar[type[PluginSettings]]
+    #: Errors that end a run with their one-line message; anything else is a bug and keeps its traceback.
+    reported_errors: t.ClassVar[tuple[type[BaseException], ...]] = (ConnectorError,)
+
+    @override
+    def __init__(
+        self,
+        *,
+        config: dict | None = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        **kwargs: t.Any,
+    ) -> None:
+        config = load_config(
+            type(self), self.settings_class, config, parse_env=parse_env_config, validate=validate_config
+        )
+        super().__init__(config=config, parse_env_config=False, validate_config=validate_config, **kwargs)
+
+    def load_settings(self, settings_class: type[SettingsT]) -> SettingsT:
+        """The frozen settings (the config was parsed already; a bad one raises :class:`ConnectorError`)."""
+        try:
+            return settings_class.from_config(self.config)
+        except ValueError as problems:
+            raise ConnectorError(f"Invalid config: {problems}") from None
+
+    @classmethod
+    def describe_error(cls, error: BaseException) -> str:
+        """The one line for a reported error (a plugin may add context, e.g. which service failed)."""
+        return str(error)
+
+    @classmethod
+    def fatal_errors(cls) -> t.ContextManager[None]:
+        """The fatal-error path of this plugin."""
+        return fatal_error_path(cls.logger, cls.reported_errors, cls.describe_error)
+
+    @classmethod
+    @override
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Run the plugin; a reported error ends it with one clear line."""
+        with cls.fatal_errors():
+            super().invoke(*args, **kwargs)
+
+
+class ConnectorTap(ConnectorPlugin, Tap):
+    """A singer-sdk tap on the skeleton."""
+
+    @classmethod
+    @override
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """``--discover``, with the same one-line errors as a run."""
+        with cls.fatal_errors():
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test`` (what ``meltano config test`` runs), with the same one-line errors as a run."""
+        with cls.fatal_errors():
+            super().cb_test(ctx, param, value)
+
+
+class ConnectorTarget(ConnectorPlugin, Target):
+    """A singer-sdk target on the skeleton."""

@@ -1,0 +1,144 @@
+"""Every use of a private singer-sdk member, in one place (pinned to singer-sdk ~= 0.54.9).
+
+Each entry names the SDK member it relies on; ``tests/connector_common/test_sdk_compat.py`` checks every one
+against the installed SDK (the member exists, has the signature used here and behaves as relied on), so an SDK
+upgrade that changes one fails there, loudly, before any plugin misbehaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import typing as t
+from collections.abc import Callable, Iterable, Mapping
+
+import requests
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
+from singer_sdk.target_base import Target
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.streams import RESTStream
+
+#: ``Stream.sync`` logs this (at ERROR, on the stream's logger) for every exception that ends a stream's sync.
+SDK_SYNC_ERROR_MESSAGE = "An unhandled error occurred while syncing"
+#: The exceptions ``Tap.run_connection_test`` raises to stop each stream after its first record (``--test``).
+CONNECTION_TEST_STOPS: tuple[type[BaseException], ...] = (AbortedSyncFailedException, AbortedSyncPausedException)
+
+
+def request_sender(
+    stream: RESTStream[t.Any],
+) -> Callable[[requests.PreparedRequest, Context | None], requests.Response]:
+    """``RESTStream._request``: authenticate, send with the stream's timeout, log request metrics, validate."""
+    return stream._request
+
+
+def write_state_now(stream: Stream) -> None:
+    """Emit the tap's STATE now (``Stream._write_state_message`` writes only when the state is not flushed)."""
+    stream.state_manager.is_flushed = False
+    stream._write_state_message()
+
+
+def environment_config(plugin_name: str, schema: Mapping[str, t.Any], own: Iterable[str]) -> dict[str, t.Any]:
+    """Settings from ``<PLUGIN_NAME>_<SETTING>`` environment variables, as ``--config=ENV`` reads them.
+
+    The SDK's ``configuration._dict_config.parse_environment_config`` reads the SDK's own settings (it also loads a
+    ``.env`` file, as the SDK always did); the plugin's declared settings (``own``) are taken as the raw strings, for
+    the settings layer to coerce with a clear message (the SDK would crash on ``int('x')`` and pass ``'0.5'``
+    through as a string).
+    """
+    prefix = f"{plugin_name.upper().replace('-', '_')}_"
+    own_names = set(own)
+    sdk_schema = {
+        "properties": {name: value for name, value in schema.get("properties", {}).items() if name not in own_names}
+    }
+    config = parse_environment_config(sdk_schema, prefix)
+    for name in sorted(own_names):
+        variable = prefix + name.upper().replace("-", "_")
+        if variable in os.environ:
+            value = os.environ[variable]
+            if _is_array(schema, name) and not value.strip().startswith("["):
+                value = [part.strip() for part in value.split(",") if part.strip()]  # the SDK's legacy "a,b,c" form
+            config[name] = value
+    return config
+
+
+def _is_array(schema: Mapping[str, t.Any], name: str) -> bool:
+    kind = schema.get("properties", {}).get(name, {}).get("type", [])
+    return "array" in ([kind] if isinstance(kind, str) else kind)
+
+
+class SdkNoiseFilter(logging.Filter):
+    """Drops the SDK's generic "An unhandled error occurred while syncing" line when the cause is reported anyway.
+
+    ``Stream.sync`` logs it inside its ``except`` block, so the exception in flight is visible here: it is dropped
+    for the plugin's own fatal errors (the fatal-error path prints their one line) and for the connection test's
+    deliberate stop after one record.
+    """
+
+    def __init__(self, reported: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.reported = (*reported, *CONNECTION_TEST_STOPS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the generic line while a reported exception is being handled."""
+        if not str(record.msg).startswith(SDK_SYNC_ERROR_MESSAGE):
+            return True
+        return not isinstance(sys.exc_info()[1], self.reported)
+
+
+def hide_sdk_sync_error_line(logger: logging.Logger, reported: tuple[type[BaseException], ...]) -> None:
+    """Install :class:`SdkNoiseFilter` on a stream's logger (once)."""
+    if not any(isinstance(existing, SdkNoiseFilter) for existing in logger.filters):
+        logger.addFilter(SdkNoiseFilter(reported))
+
+
+class BackoffLinesFilter(logging.Filter):
+    """Drops backoff's own "Backing off ..." / "Giving up ..." lines.
+
+    ``RESTStream.request_decorator`` hands the stream's logger to ``backoff.on_exception``, which then logs each
+    retry and the final give-up itself (with the exception text); the plugins log one line per retry themselves
+    and report the give-up once, as a fatal error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for backoff's formats."""
+        message = str(record.msg)
+        return not (message.startswith("Backing off %s(...)") or message.startswith("Giving up %s(...)"))
+
+
+def quiet_backoff_logging(logger: logging.Logger) -> None:
+    """Install :class:`BackoffLinesFilter` on a stream's logger (once)."""
+    if not any(isinstance(existing, BackoffLinesFilter) for existing in logger.filters):
+        logger.addFilter(BackoffLinesFilter())
+
+
+class StateFlushingTarget(Target):
+    """Target hooks on the SDK's private message handlers (``_process_record_message``, ``_process_state_message``).
+
+    - ``current_time_extracted``: the RECORD message's ``time_extracted``, which the SDK does not hand to sinks;
+    - ``state_flush_interval_seconds``: on a STATE message that changes the state (``Target._latest_state``), drain
+      every sink (so the STATE is emitted after its records' beacons were delivered) once that long passed since
+      the last drain (``Target._max_record_age_in_minutes``).
+    """
+
+    current_time_extracted: t.Any = None
+
+    @property
+    def state_flush_interval_seconds(self) -> float:
+        """Seconds between state-triggered drains (a subclass reads it from its settings)."""
+        return 0.0
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        self.current_time_extracted = message_dict.get("time_extracted")
+        super()._process_record_message(message_dict)
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        previous = self._latest_state
+        super()._process_state_message(message_dict)
+        interval = self.state_flush_interval_seconds
+        if self._latest_state != previous and self._max_record_age_in_minutes * 60 >= interval:
+            self.drain_all()

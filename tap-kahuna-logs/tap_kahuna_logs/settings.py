@@ -1,0 +1,81 @@
+"""tap-kahuna-logs' settings, declared once (types, defaults, descriptions, rules)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tap_kahuna_logs.connector_common.redaction import basic_auth_token
+from tap_kahuna_logs.connector_common.retry import RetryPolicy
+from tap_kahuna_logs.connector_common.settings import PluginSettings, setting
+from tap_kahuna_logs.connector_common.urls import service_url_rule
+
+DEFAULT_API_URL = "https://tap-nexus.appspot.com/api/kahunalogs"
+CATEGORIES = ("inapp", "push", "email", "user_merge")
+
+
+def _at_least_one(categories: tuple[str, ...]) -> str | None:
+    return None if categories else "is empty: name at least one of " + ", ".join(CATEGORIES)
+
+
+class KahunaSettings(PluginSettings):
+    """The tap's settings with their defaults applied."""
+
+    secret_key: str = setting("Kahuna Secret Key (Settings); the HTTP Basic username.", required=True, secret=True)
+    api_key: str = setting("Kahuna API Key (Settings); the HTTP Basic password.", required=True, secret=True)
+    environment: str = setting("Kahuna environment: p (production) or s (sandbox).", default="p", options=("p", "s"))
+    api_url: str = setting(
+        "Logs API endpoint; https is required except for 127.0.0.1/localhost.",
+        default=DEFAULT_API_URL,
+        rule=service_url_rule("the credentials travel in every request"),
+    )
+    start_date: date = setting("First UTC day to read (YYYY-MM-DD) when there is no bookmark.", required=True)
+    end_date: date | None = setting("Last UTC day to read (YYYY-MM-DD); default: today (UTC).")
+    categories: tuple[str, ...] = setting(
+        "Log categories to read: inapp, push, email, user_merge (one stream each).",
+        default=list(CATEGORIES),
+        options=CATEGORIES,
+        rule=_at_least_one,
+    )
+    page_size: int = setting(
+        "Records per request (number_of_records), 1 to 1000.", default=1000, minimum=1, maximum=1000
+    )
+    max_concurrency: int = setting(
+        "Days read at once per stream (1 to 32); records still leave in day order.", default=4, minimum=1, maximum=32
+    )
+    day_buffer_mb: float = setting(
+        "Memory (MB) one day of one category may take while it waits for its turn; larger days go to a temporary file.",
+        default=8,
+        exclusive_minimum=0,
+    )
+    request_timeout: float = setting(
+        "Seconds to wait for one API answer before retrying.", default=60, exclusive_minimum=0
+    )
+    max_retries: int = setting(
+        "Retries of a request after its first try (on 429, 5xx, a timeout or a dropped connection).",
+        default=5,
+        minimum=0,
+        maximum=20,
+    )
+    backoff_base_seconds: float = setting(
+        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
+        default=0.5,
+        minimum=0,
+    )
+    backoff_max_seconds: float = setting(
+        "Longest wait between tries in seconds (also caps Retry-After).", default=60, exclusive_minimum=0
+    )
+
+    def problems(self) -> list[str]:
+        """The day range must not run backwards."""
+        if self.end_date is not None and self.end_date < self.start_date:
+            return [f"end_date {self.end_date} is before start_date {self.start_date}"]
+        return []
+
+    def secret_values(self) -> list[str]:
+        """The keys and the Basic ``Authorization`` token made of them."""
+        return [*super().secret_values(), basic_auth_token(self.secret_key, self.api_key)]
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How a request is retried."""
+        return RetryPolicy(self.max_retries, self.backoff_base_seconds, self.backoff_max_seconds)

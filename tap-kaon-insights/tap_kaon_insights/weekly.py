@@ -1,0 +1,112 @@
+"""Weekly tables: which weeks to read, read in parallel, emitted in week order.
+
+Bookmark: the last week synced. Every run re-reads from the bookmarked week on, since the current week is still
+filling up; rows are keyed so warehouses upsert them.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+from collections.abc import Iterable, Iterator
+
+from tap_kaon_insights.client import KaonStream
+from tap_kaon_insights.connector_common.concurrency import ordered_map
+from tap_kaon_insights.payloads import PayloadChecker, checked_weeks
+from tap_kaon_insights.records import Row, weekly_row
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+
+class WeekList:
+    """The weeks the API lists for the client, fetched once per run and shared by all streams."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._weeks: list[dict[str, t.Any]] | None = None
+
+    def entries(self, stream: KaonStream) -> list[dict[str, t.Any]]:
+        """``[{week, weekname}]`` ascending, checked."""
+        with self._lock:
+            if self._weeks is None:
+                self._weeks = checked_weeks(stream.endpoint_name("weeks"), stream.fetch("weeks"))
+                stream.logger.info("Kaon Insights lists %d weeks", len(self._weeks))
+            return self._weeks
+
+    def numbers(self, stream: KaonStream) -> list[int]:
+        """The listed week numbers, ascending."""
+        return [entry["week"] for entry in self.entries(stream)]
+
+
+class WeeklyStream(KaonStream):
+    """A table read with one call per week; a stream gives ``fetch_week`` and ``week_records``."""
+
+    replication_key = "week"
+    is_sorted = True
+    check_sorted = True
+    #: Most bytes of fetched answers held at once (None: no limit, 2 x max_concurrency weeks ahead).
+    memory_budget_bytes: float | None = None
+
+    def bookmarked_week(self, context: Context | None) -> int | None:
+        """The last week synced by an earlier run, if any."""
+        state = self.get_context_state(context)
+        if state.get("replication_key") != self.replication_key or state.get("replication_key_value") is None:
+            return None
+        return int(state["replication_key_value"])
+
+    def start_week(self, context: Context | None) -> int:
+        """The first week to read: the bookmark (re-read) or ``start_week``."""
+        bookmark = self.bookmarked_week(context)
+        return self.settings.start_week if bookmark is None else bookmark
+
+    def weeks_to_sync(self, context: Context | None) -> list[int]:
+        """Listed weeks from the start week to ``end_week`` (or the current week), ascending."""
+        first, last = self.start_week(context), self.settings.end_week
+        listed = self.kaon_tap.week_list.numbers(self)
+        return [week for week in listed if week >= first and (last is None or week <= last)]
+
+    def get_records(self, context: Context | None) -> Iterator[Row]:
+        """Fetch weeks with bounded concurrency, yield their rows in week order."""
+        for week, payload in self.fetched_weeks(self.weeks_to_sync(context)):
+            yield from self.week_records(week, payload)
+
+    def fetched_weeks(self, weeks: list[int]) -> Iterable[tuple[int, t.Any]]:
+        """``(week, fetch_week(week))`` in week order, ``max_concurrency`` at once (fewer for big answers)."""
+        if self.memory_budget_bytes is None:
+            yield from ordered_map(self._fetch_week, weeks, self.settings.max_concurrency)
+            return
+        # The first week is fetched alone to learn the size; then each batch's parallelism fits the budget for
+        # the largest week seen so far (up to 2 x workers answers are held: emitted, fetched and in flight).
+        largest, index = 0, 0
+        while index < len(weeks):
+            workers = self._workers_within_budget(largest) if index else 1
+            batch = weeks[index : index + workers * 4]
+            for week, payload in ordered_map(self._fetch_week, batch, workers, prefetch=workers):
+                largest = max(largest, len(payload))
+                yield week, payload
+            index += len(batch)
+
+    def _workers_within_budget(self, answer_size: int) -> int:
+        budget = self.memory_budget_bytes or 0
+        fitting = int(budget // max(answer_size, 1) // 2)
+        return max(1, min(self.settings.max_concurrency, fitting))
+
+    def _fetch_week(self, week: int) -> tuple[int, t.Any]:
+        return week, self.fetch_week(week)
+
+    def fetch_week(self, week: int) -> t.Any:
+        """Fetch and check one week (runs in a worker thread); return what ``week_records`` needs."""
+        raise NotImplementedError
+
+    def week_records(self, week: int, payload: t.Any) -> Iterator[Row]:
+        """Turn one week's checked payload into rows."""
+        raise NotImplementedError
+
+    def checker(self, week: int) -> PayloadChecker:
+        """Checks of this stream's answer for ``week``."""
+        return PayloadChecker(self.endpoint_name(), week)
+
+    def base_row(self, week: int) -> Row:
+        """The columns every weekly row starts with."""
+        return weekly_row(self.settings.client, week)

@@ -1,0 +1,98 @@
+"""target-kissmetrics' settings, declared once (types, defaults, descriptions, rules)."""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Mapping
+
+from singer_sdk import typing as th
+
+from target_kissmetrics.beacons import KINDS, MappingError, mappings_for_stream
+from target_kissmetrics.connector_common.retry import RetryPolicy
+from target_kissmetrics.connector_common.settings import PluginSettings, setting
+from target_kissmetrics.connector_common.urls import service_url_rule
+
+DEFAULT_TRACKING_URL = "https://trk.kissmetrics.io"
+DEFAULT_DEAD_LETTER_PATH = "output/kissmetrics-dead-letters.jsonl"
+
+_STRING_LIST = th.ArrayType(th.StringType)
+_MAPPING = th.ObjectType(
+    th.Property("kind", th.StringType, allowed_values=list(KINDS), description="event (/e), set (/s) or alias (/a)."),
+    th.Property("person", th.StringType, description="Field sent as _p (default `person`)."),
+    th.Property(
+        "event", th.StringType, description="Event name: a constant or a `{field}` template (default `{event}`)."
+    ),
+    th.Property("alias", th.StringType, description="Field holding the second identity of an alias (default `alias`)."),
+    th.Property("timestamp", th.StringType, description="Field sent as _t (default `timestamp` if the stream has it)."),
+    th.Property("properties", _STRING_LIST, description="Fields to send as properties (default: all other fields)."),
+    th.Property("exclude", _STRING_LIST, description="Fields (or flattened names) never sent."),
+    additional_properties=False,
+)
+_STREAMS = th.ObjectType(additional_properties=th.CustomType({"anyOf": [_MAPPING.to_dict(), {"type": "array"}]}))
+
+
+def _mapping_problem(streams: Mapping[str, t.Any]) -> str | None:
+    """Why a ``streams`` setting cannot work (an unknown kind, a bad template), or None."""
+    try:
+        for stream_name in streams:
+            mappings_for_stream(stream_name, streams, [])
+    except MappingError as error:
+        return f"is invalid: {error}"
+    return None
+
+
+class KissmetricsSettings(PluginSettings):
+    """The target's settings with their defaults applied."""
+
+    api_key: str = setting("Kissmetrics API key (_k).", required=True, secret=True)
+    tracking_url: str = setting(
+        "Tracking host; https is required except on 127.0.0.1/localhost.",
+        default=DEFAULT_TRACKING_URL,
+        rule=service_url_rule("the api_key travels in every beacon's query string"),
+    )
+    streams: Mapping[str, t.Any] | None = setting(
+        'Per stream name (or "*" for all others): a mapping object, or a list of them (one beacon per mapping). '
+        "Without it the kind is inferred from the field names (see README).",
+        schema=_STREAMS,
+        rule=_mapping_problem,
+    )
+    dead_letter_path: str = setting(
+        "JSONL file that receives invalid records with their reasons.", default=DEFAULT_DEAD_LETTER_PATH
+    )
+    fail_on_invalid: bool = setting(
+        "Stop the run at the first invalid record instead of dead-lettering it.", default=False
+    )
+    dry_run: bool = setting("Print the beacon URLs (key redacted) to stderr instead of sending them.", default=False)
+    max_concurrency: int = setting("Beacons in flight at once.", default=32, minimum=1)
+    max_requests_per_second: float | None = setting(
+        "Optional cap on requests per second (token bucket).", exclusive_minimum=0
+    )
+    request_timeout: float = setting("Seconds to connect and to read.", default=30, exclusive_minimum=0)
+    max_retries: int = setting(
+        "Retries of a beacon after its first try (on 429, 5xx, a timeout or a dropped connection).",
+        default=8,
+        minimum=0,
+    )
+    backoff_base_seconds: float = setting(
+        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
+        default=0.5,
+        minimum=0,
+        deprecated_names=("backoff_base",),
+    )
+    backoff_max_seconds: float = setting(
+        "Longest wait between tries in seconds (also caps Retry-After).",
+        default=30,
+        exclusive_minimum=0,
+        deprecated_names=("backoff_max",),
+    )
+    state_flush_seconds: float = setting(
+        "On a STATE message, wait for the in-flight beacons and emit it if this long passed since the last one "
+        "(smaller: less re-sent after a crash; larger: fewer pauses).",
+        default=2,
+        minimum=0,
+    )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How a beacon is retried."""
+        return RetryPolicy(self.max_retries, self.backoff_base_seconds, self.backoff_max_seconds)

@@ -1,0 +1,179 @@
+"""Every private singer-sdk member ``connector_common.sdk_compat`` relies on, checked against the installed SDK.
+
+When one of these fails after an SDK upgrade, ``sdk_compat.py`` (the only module that touches SDK privates) needs
+a look before the plugins are trusted again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+import backoff
+import pytest
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.streams import RESTStream
+from singer_sdk.target_base import Target
+
+from connector_common import sdk_compat
+
+
+def parameters(function: Callable[..., object]) -> list[str]:
+    """A callable's parameter names."""
+    return list(inspect.signature(function).parameters)
+
+
+def test_rest_stream_request_is_the_one_request_primitive() -> None:
+    assert parameters(RESTStream._request) == ["self", "prepared_request", "context"]
+    source = inspect.getsource(RESTStream._request)
+    for step in ("self.authenticator(prepared_request)", "timeout=self.timeout", "self.validate_response(response)"):
+        assert step in source, f"RESTStream._request no longer does {step}"
+
+
+def test_request_decorator_hands_the_stream_logger_to_backoff() -> None:
+    source = inspect.getsource(RESTStream.request_decorator)
+    assert "backoff.on_exception" in source
+    assert "logger=self.logger" in source
+    for hook in (
+        "self.backoff_wait_generator",
+        "self.backoff_max_tries",
+        "self.backoff_handler",
+        "self.backoff_jitter",
+    ):
+        assert hook in source, f"request_decorator no longer uses {hook}"
+
+
+def test_backoff_lines_filter_drops_exactly_backoffs_own_lines() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test-sdk-compat-backoff")
+    logger.propagate = False
+    logger.addHandler(Keep())
+    sdk_compat.quiet_backoff_logging(logger)
+
+    @backoff.on_exception(backoff.constant, ValueError, max_tries=2, interval=0, logger=logger, jitter=None)
+    def always_fails() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        always_fails()
+    logger.warning("Retrying a weeks request in 1 s after 1 of 3 tries: HTTP 503")
+    assert [record.getMessage() for record in records] == [
+        "Retrying a weeks request in 1 s after 1 of 3 tries: HTTP 503"
+    ]
+    assert len([f for f in logger.filters if isinstance(f, sdk_compat.BackoffLinesFilter)]) == 1
+    sdk_compat.quiet_backoff_logging(logger)
+    assert len([f for f in logger.filters if isinstance(f, sdk_compat.BackoffLinesFilter)]) == 1
+
+
+def test_stream_write_state_message_writes_only_when_not_flushed() -> None:
+    assert parameters(Stream._write_state_message) == ["self"]
+    source = inspect.getsource(Stream._write_state_message)
+    assert "self.state_manager.is_flushed" in source
+
+
+class _OneStream(Stream):
+    name = "things"
+    schema = th.PropertiesList(th.Property("id", th.IntegerType)).to_dict()
+
+    def get_records(self, context: object) -> list[dict]:
+        return [{"id": 1}]
+
+
+class _OneStreamTap(Tap):
+    name = "tap-compat-test"
+    config_jsonschema = th.PropertiesList().to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        return [_OneStream(self)]
+
+
+def test_write_state_now_emits_a_state_message(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = _OneStreamTap(config={}).streams["things"]
+    stream.stream_state["marker"] = "first"
+    sdk_compat.write_state_now(stream)
+    stream.stream_state["marker"] = "second"
+    sdk_compat.write_state_now(stream)  # the stream was flushed in between: written again all the same
+    sdk_compat.write_state_now(stream)  # the SDK's state writer skips a STATE equal to the last one
+    states = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [state["value"]["bookmarks"]["things"]["marker"] for state in states] == ["first", "second"]
+
+
+def test_sdk_sync_error_line_is_still_logged_inside_the_except_block() -> None:
+    source = inspect.getsource(Stream.sync)
+    assert sdk_compat.SDK_SYNC_ERROR_MESSAGE in source
+    assert source.index("except Exception") < source.index(sdk_compat.SDK_SYNC_ERROR_MESSAGE)
+
+
+def test_connection_test_stops_streams_with_the_abort_exceptions() -> None:
+    source = inspect.getsource(Tap.run_sync_dry_run)
+    for stop in sdk_compat.CONNECTION_TEST_STOPS:
+        assert stop.__name__ in source
+
+
+def test_sdk_noise_filter_drops_the_generic_line_only_for_reported_errors() -> None:
+    class ReportedError(Exception):
+        pass
+
+    noise = sdk_compat.SdkNoiseFilter((ReportedError,))
+    line = logging.LogRecord("s", logging.ERROR, __file__, 1, sdk_compat.SDK_SYNC_ERROR_MESSAGE + " '%s'", ("x",), None)
+    try:
+        raise ReportedError
+    except ReportedError:
+        assert noise.filter(line) is False
+    try:
+        raise KeyError("a bug")
+    except KeyError:
+        assert noise.filter(line) is True, "a bug keeps the SDK's line (and its traceback)"
+    other = logging.LogRecord("s", logging.ERROR, __file__, 1, "something else", (), None)
+    assert noise.filter(other) is True
+
+
+def test_environment_config_reads_sdk_settings_with_the_sdk_and_own_ones_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = th.PropertiesList(
+        th.Property("max_retries", th.IntegerType),
+        th.Property("names", th.ArrayType(th.StringType)),
+        th.Property("stream_maps", th.ObjectType(additional_properties=True)),
+    ).to_dict()
+    monkeypatch.setenv("TAP_COMPAT_TEST_MAX_RETRIES", "not-a-number")
+    monkeypatch.setenv("TAP_COMPAT_TEST_NAMES", "a, b")
+    monkeypatch.setenv("TAP_COMPAT_TEST_STREAM_MAPS", '{"things": {"id": "id * 2"}}')
+    config = sdk_compat.environment_config("tap-compat-test", schema, {"max_retries", "names"})
+    assert config == {"max_retries": "not-a-number", "names": ["a", "b"], "stream_maps": {"things": {"id": "id * 2"}}}
+    assert parameters(sdk_compat.parse_environment_config)[:2] == ["config_schema", "prefix"]
+
+
+def test_target_private_message_handlers_and_state_attributes() -> None:
+    assert parameters(Target._process_record_message) == ["self", "message_dict"]
+    assert parameters(Target._process_state_message) == ["self", "message_dict"]
+    assert "self._latest_state = state" in inspect.getsource(Target._process_state_message)
+    assert isinstance(inspect.getattr_static(Target, "_max_record_age_in_minutes"), property)
+    assert "self._latest_state" in inspect.getsource(Target.drain_all)
+
+
+def test_state_flushing_target_sees_time_extracted_and_flushes_on_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    from target_kissmetrics.target import TargetKissmetrics
+
+    target = TargetKissmetrics(config={"api_key": "compat-test-key", "dry_run": True, "state_flush_seconds": 0})
+    messages = [
+        {"type": "SCHEMA", "stream": "events", "schema": {"properties": {"person": {}, "event": {}}}},
+        {"type": "RECORD", "stream": "events", "record": {"person": "p1", "event": "Signed up"},
+         "time_extracted": "2026-11-18T15:30:00+00:00"},
+        {"type": "STATE", "value": {"bookmarks": {"events": 1}}},
+    ]  # fmt: skip
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    target.process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
+    assert target.current_time_extracted == "2026-11-18T15:30:00+00:00"
+    assert [json.loads(line) for line in stdout.getvalue().splitlines()] == [{"bookmarks": {"events": 1}}], (
+        "the STATE was emitted at once (state_flush_seconds 0), after draining"
+    )
