@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> None:
         slow_body_ms=options.slow_body_ms,
         seed=options.fault_seed,
     )
-    emulator = module.create_emulator(options, clock, faults)
+    try:
+        emulator = module.create_emulator(options, clock, faults)
+    except ValueError as exc:  # a knob out of range: one line, no traceback
+        sys.exit(f"python -m emulators {options.service}: {exc}")
 
     def announce(url: str) -> None:
         print(json.dumps({"service": options.service, "url": url}), flush=True)

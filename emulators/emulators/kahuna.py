@@ -5,15 +5,23 @@ The service route (fault knobs apply):
 - ``POST /api/kahunalogs?env=p`` (production) or ``env=s`` (sandbox, a smaller data set of another seed).
   HTTP Basic auth: username = ``--secret-key``, password = ``--api-key``; anything else -> 401, the
   right secret with ``--not-enabled-api-key`` -> 409. Auth is checked before the query and the body.
-- JSON body: ``timestamp`` (``m/dd/yyyy h:mm`` UTC, 1-2 digit month, day and hour, 24-hour clock)
-  or ``cursor`` (both -> 400); ``number_of_records`` (integer 1..1000, the page size, required with
-  a cursor too); ``categories_to_return`` (non-empty list of ``inapp``, ``push``, ``email``,
+- JSON body: ``timestamp`` (UTC; ``m/dd/yyyy h:mm`` with 1-2 digit month, day and hour: an hour 0-23
+  read on the 24-hour clock, so ``1:05`` is 01:05 and ``13:05`` is 13:05; or ``m/dd/yyyy h:mm AM|PM``,
+  any case, hour 1-12) or ``cursor`` (both -> 400); ``number_of_records`` (integer 1..1000, required
+  with a cursor too); ``categories_to_return`` (non-empty list of ``inapp``, ``push``, ``email``,
   ``user_merge``; ``user_merge`` alone; duplicates count once; with a cursor it must name the
   cursor's categories). Every broken rule -> 400 with its own ``error_detail``.
 - A timestamp selects the records of its UTC day from that minute to ``23:59:59.999999``, only those
   at or before the emulator's clock (today grows as the clock advances). The requested categories
   are merged by timestamp (ties: ``inapp``, ``push``, ``email`` order, then day order) and cut into
-  pages of ``number_of_records`` records in total, split into one array per requested category.
+  pages, split into one array per requested category.
+- The two readings of ``number_of_records`` (``--records-cap``, or ``/_emulator/kahuna/paging``):
+  ``page`` (default): it is the page size, and the cursor chain runs until the day is done.
+  ``chain``: it caps the whole cursor chain that a timestamp request starts; the server pages by
+  ``--chain-page-size`` (default 250; smaller pages when less of the cap is left), and the chain ends
+  (``more_records: false``, no cursor) once it sent ``number_of_records`` records, even when the day
+  holds more: the rest is read by a new timestamp request. Cursor requests keep the chain's cap (their
+  own ``number_of_records`` is checked, not used).
 - 200 body: ``{"more_records": bool, "cursor": str (only when more_records), "<category>": [...]}``.
   A cursor is an opaque token of a server-side position; following it returns the next page.
 - Errors: ``{"success": false, "error": str, "error_code": int, "error_detail": str}`` (400, 401,
@@ -39,7 +47,14 @@ Control routes (no faults):
 - ``POST /_emulator/kahuna/cursors`` with any of ``{"expire_after_uses": int|null, "ttl_seconds":
   number|null, "expire_rate": number|null, "expire_at_uses": [int]|null, "seed": int, "expire_all": true}`` (null = off;
   ``expire_all`` expires every outstanding cursor now). Returns the same as GET.
-- ``POST /_emulator/reset`` also forgets every cursor.
+- ``GET /_emulator/kahuna/paging`` -> ``{"records_cap": "page"|"chain", "chain_page_size": int}``;
+  ``POST`` with either field changes it for chains started afterwards (a cursor keeps its chain's cap).
+- ``POST /_emulator/reset`` also forgets every cursor (the paging knobs stay).
+
+Bad answers come from the core fault layer (``/_emulator/corruptions``): a Kahuna answer is targeted by
+``env``, ``category`` (any one of the requested categories), ``day`` (``YYYY-MM-DD``), ``page`` (0 for
+the timestamp request, then 1, 2, ... along its cursor chain) and ``start`` (the chain's timestamp
+minute, ``HH:MM``); its main key is the targeted category's array (else the first requested one).
 
 The data: :mod:`emulators.kahuna_data` (``KahunaDataset``; ``dataset_from_options`` rebuilds it from
 these options).
@@ -57,7 +72,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from heapq import merge
@@ -65,21 +80,25 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.core import Clock, Emulator, Faults, json_response
+from emulators.core import AnswerTarget, Clock, Emulator, Faults, json_response
 from emulators.kahuna_data import (
     CATEGORIES,
+    LONG_RUN,
     PRODUCTION,
     SANDBOX,
     KahunaDataset,
     dataset_from_options,
     first_index_from,
+    parse_minute,
     visible_count,
 )
 
 API_PATH = "/api/kahunalogs"
 MAX_RECORDS_PER_PAGE = 1000
 MAX_OUTSTANDING_CURSORS = 100_000
-_REQUEST_TIMESTAMP = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})\s*")
+_REQUEST_TIMESTAMP = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})(?:\s*([AaPp][Mm]))?\s*")
+RECORDS_CAPS = ("page", "chain")
+DEFAULT_CHAIN_PAGE_SIZE = 250
 _CURSOR_TOKEN = re.compile(r"kc\.([0-9]+)\.([0-9a-f]+)")
 ERROR_NAMES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 409: "Conflict"}
 
@@ -90,6 +109,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--days", type=int, default=30, help="UTC days served, ending today (default 30)")
     data.add_argument(
         "--logs-per-day", type=int, default=300, help="records per day and category, roughly (default 300)"
+    )
+    data.add_argument(
+        "--day-size-jitter",
+        type=float,
+        default=0.4,
+        help="a day holds logs-per-day times 1-J..1+J records (default 0.4; 0: exactly logs-per-day, plus one repeat)",
+    )
+    data.add_argument(
+        "--same-timestamp-run",
+        type=int,
+        default=LONG_RUN,
+        help="length of the longest run of records sharing one exact timestamp (default %(default)s)",
+    )
+    data.add_argument("--burst-minute", type=_minute, default=None, help="HH:MM (UTC) of a burst of extra records")
+    data.add_argument(
+        "--burst-records", type=int, default=0, help="extra records per category and day in the burst minute"
+    )
+    data.add_argument(
+        "--burst-day", type=date.fromisoformat, default=None, help="YYYY-MM-DD: the burst on that day only"
+    )
+    paging = parser.add_argument_group("kahuna paging")
+    paging.add_argument(
+        "--records-cap",
+        choices=RECORDS_CAPS,
+        default="page",
+        help="number_of_records is the page size (page, default) or caps the whole cursor chain (chain)",
+    )
+    paging.add_argument(
+        "--chain-page-size",
+        type=int,
+        default=DEFAULT_CHAIN_PAGE_SIZE,
+        help="the server's own page size with --records-cap chain (default %(default)s)",
     )
     auth = parser.add_argument_group("kahuna credentials")
     auth.add_argument("--secret-key", default="kahuna-demo-secret", help="Basic auth username (default %(default)s)")
@@ -122,17 +173,88 @@ def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -
     )
     policy.validate()
     cursors = CursorStore(policy)
+    paging = PagingPolicy(options.records_cap, options.chain_page_size)
+    paging.validate()
     now = clock.now()
     datasets = {env: dataset_from_options(options, now, env) for env in (PRODUCTION, SANDBOX)}
-    api = LogsAPI(
-        datasets, cursors, clock, Credentials(options.secret_key, options.api_key, options.not_enabled_api_key)
-    )
+    credentials = Credentials(options.secret_key, options.api_key, options.not_enabled_api_key)
+    api = LogsAPI(datasets, cursors, clock, credentials, paging, emulator)
     emulator.add_route("POST", API_PATH, api.handle)
     emulator.add_route("GET", API_PATH, api.method_not_allowed)
     emulator.add_control_route("GET", "kahuna/cursors", cursors.describe_handler)
     emulator.add_control_route("POST", "kahuna/cursors", cursors.update_handler)
+    emulator.add_control_route("GET", "kahuna/paging", paging.describe_handler)
+    emulator.add_control_route("POST", "kahuna/paging", paging.update_handler)
     emulator.on_reset(cursors.reset)
+    emulator.corruptions.declare_targets(
+        {"env": str, "category": str, "day": str, "page": int, "start": str}, check_answer_target
+    )
     return emulator
+
+
+def _minute(text: str) -> str:
+    try:
+        parse_minute(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def check_answer_target(target: dict[str, Any]) -> None:
+    """Raise ``ValueError`` for a corruption target no Kahuna answer can have."""
+    if "env" in target and target["env"] not in (PRODUCTION, SANDBOX):
+        raise ValueError(f"env must be {PRODUCTION!r} or {SANDBOX!r}, got {target['env']!r}")
+    if "category" in target and target["category"] not in CATEGORIES:
+        raise ValueError(f"category must be one of {list(CATEGORIES)}, got {target['category']!r}")
+    if "day" in target:
+        try:
+            date.fromisoformat(target["day"])
+        except ValueError:
+            raise ValueError(f"day must be a UTC day YYYY-MM-DD, got {target['day']!r}") from None
+    if "page" in target and target["page"] < 0:
+        raise ValueError(f"page must be 0 or more, got {target['page']}")
+    if "start" in target:
+        parse_minute(target["start"])
+
+
+@dataclass
+class PagingPolicy:
+    """Which reading of ``number_of_records`` the server applies, and its own page size in chain mode."""
+
+    records_cap: str = "page"
+    chain_page_size: int = DEFAULT_CHAIN_PAGE_SIZE
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a knob of the wrong type or range."""
+        if self.records_cap not in RECORDS_CAPS:
+            raise ValueError(f"records_cap must be one of {list(RECORDS_CAPS)}, got {self.records_cap!r}")
+        size = self.chain_page_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_RECORDS_PER_PAGE:
+            raise ValueError(f"chain_page_size must be an integer from 1 to {MAX_RECORDS_PER_PAGE}, got {size!r}")
+
+    def chain_cap(self, number_of_records: int) -> int | None:
+        """The cap of a chain a timestamp request starts: None when ``number_of_records`` is the page size."""
+        return number_of_records if self.records_cap == "chain" else None
+
+    async def describe_handler(self, _: web.Request) -> web.Response:
+        """``GET /_emulator/kahuna/paging``."""
+        return json_response(asdict(self))
+
+    async def update_handler(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/kahuna/paging`` with ``records_cap`` and/or ``chain_page_size``."""
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of paging knobs")
+            unknown = set(changes) - {"records_cap", "chain_page_size"}
+            if unknown:
+                raise ValueError(f"unknown paging knob(s) {sorted(unknown)}; known: chain_page_size, records_cap")
+            candidate = PagingPolicy(**{**asdict(self), **changes})
+            candidate.validate()
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        self.records_cap, self.chain_page_size = candidate.records_cap, candidate.chain_page_size
+        return json_response(asdict(self))
 
 
 class LogsAPIError(Exception):
@@ -241,14 +363,26 @@ class ExpiryPolicy:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Where a cursor chain is: its day and start minute, the next record's index in the day's merged list
+    (a chain a timestamp starts finds its first by the timestamp), the page's number and what it sent of its cap."""
+
+    day: date
+    start: str
+    next_index: int
+    page: int = 0
+    sent: int = 0
+    cap: int | None = None
+
+
 @dataclass(slots=True)
 class Cursor:
-    """A server-side position: the next record of a day's merged category list."""
+    """A server-side position in a cursor chain of one env and categories."""
 
     env: str
     categories: tuple[str, ...]
-    day: date
-    next_index: int
+    chain: Chain
     issued_at: float
     uses: int = 0
     expired: bool = False
@@ -265,12 +399,12 @@ class CursorStore:
         self.expired_answers = 0
         self.cursor_uses = 0  # every cursor request since the last reset: what expire_at_uses counts
 
-    def issue(self, env: str, categories: tuple[str, ...], day: date, next_index: int) -> str:
-        """A new token for the position ``next_index`` of that day's merged list."""
+    def issue(self, env: str, categories: tuple[str, ...], chain: Chain) -> str:
+        """A new token for the position ``chain`` of that day's merged list."""
         body = f"kc.{self._next_id}.{secrets.token_hex(6)}"
         self._next_id += 1
         token = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
-        self._cursors[token] = Cursor(env, categories, day, next_index, time.monotonic())
+        self._cursors[token] = Cursor(env, categories, chain, time.monotonic())
         if len(self._cursors) > MAX_OUTSTANDING_CURSORS:
             self._cursors.popitem(last=False)
         return token
@@ -298,7 +432,8 @@ class CursorStore:
             return True
         if policy.ttl_seconds is not None and time.monotonic() - cursor.issued_at > policy.ttl_seconds:
             return True
-        return bool(policy.expire_rate) and self._rng.random() < policy.expire_rate
+        rate = policy.expire_rate
+        return rate is not None and rate > 0 and self._rng.random() < rate
 
     def _expired(self, token: str) -> LogsAPIError:
         self.expired_answers += 1
@@ -311,7 +446,7 @@ class CursorStore:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return False
         match = _CURSOR_TOKEN.fullmatch(body)
-        return bool(match) and int(match.group(1)) < self._next_id
+        return match is not None and int(match.group(1)) < self._next_id
 
     def expire_all(self) -> None:
         """Expire every outstanding cursor now."""
@@ -370,6 +505,11 @@ class LogsQuery:
     start_text: str = ""
     cursor: str | None = None
 
+    @property
+    def start_minute(self) -> str:
+        """The timestamp's minute, ``HH:MM``."""
+        return self.start_text[11:16]
+
 
 def parse_body(raw: bytes) -> LogsQuery:
     """Validate the JSON body; raise a 400 naming the first broken rule."""
@@ -427,13 +567,19 @@ def _categories(body: dict[str, Any]) -> tuple[str, ...]:
 
 
 def parse_request_timestamp(value: Any) -> tuple[date, str]:
-    """``m/dd/yyyy h:mm`` (UTC) -> (its day, the first record timestamp it selects)."""
+    """``m/dd/yyyy h:mm`` (UTC, hour 0-23) or ``m/dd/yyyy h:mm AM|PM`` -> (its day, the first record timestamp)."""
     match = _REQUEST_TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise bad_request(
-            f"timestamp must look like m/dd/yyyy h:mm (UTC), e.g. 7/30/2016 0:00; got {json.dumps(value)}"
+            "timestamp must look like m/dd/yyyy h:mm (UTC, hour 0-23) or m/dd/yyyy h:mm AM|PM, "
+            f"e.g. 7/30/2016 0:00 or 7/30/2016 1:05 PM; got {json.dumps(value)}"
         )
-    month, day, year, hour, minute = (int(part) for part in match.groups())
+    month, day, year, hour, minute = (int(part) for part in match.groups()[:5])
+    meridiem = match.group(6)
+    if meridiem is not None:
+        if not 1 <= hour <= 12:
+            raise bad_request(f"timestamp {json.dumps(value)}: with AM/PM the hour must be 1 to 12")
+        hour = hour % 12 + (12 if meridiem.lower() == "pm" else 0)
     try:
         start = datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
     except ValueError as exc:
@@ -446,12 +592,20 @@ class LogsAPI:
     """Answers ``POST /api/kahunalogs``."""
 
     def __init__(
-        self, datasets: dict[str, KahunaDataset], cursors: CursorStore, clock: Clock, credentials: Credentials
+        self,
+        datasets: dict[str, KahunaDataset],
+        cursors: CursorStore,
+        clock: Clock,
+        credentials: Credentials,
+        paging: PagingPolicy,
+        emulator: Emulator,
     ) -> None:
         self.datasets = datasets
         self.cursors = cursors
         self.clock = clock
         self.credentials = credentials
+        self.paging = paging
+        self.emulator = emulator
         self._merged_day = lru_cache(maxsize=512)(self._build_merged_day)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -460,7 +614,8 @@ class LogsAPI:
             self.credentials.check(request.headers.get("Authorization"))
             env = _env(request)
             query = parse_body(await request.read())
-            return json_response(self._page(env, query))
+            page, target = self._page(env, query)
+            return self.emulator.answer(json_response(page), target)
         except LogsAPIError as error:
             return error.response()
 
@@ -468,23 +623,39 @@ class LogsAPI:
         """The Logs API only answers POST."""
         return LogsAPIError(405, "use POST with a JSON body").response()
 
-    def _page(self, env: str, query: LogsQuery) -> dict[str, Any]:
+    def _page(self, env: str, query: LogsQuery) -> tuple[dict[str, Any], AnswerTarget]:
+        """The page a request gets, and how corruption rules target it."""
         data = self.datasets[env].at(self.clock.now())
-        cursor = self.cursors.use(query.cursor, env, query.categories) if query.cursor is not None else None
-        day = cursor.day if cursor is not None else query.day
-        assert day is not None
-        entries, timestamps = self._merged_day(env, query.categories, day) if data.has_day(day) else ((), [])
-        start = cursor.next_index if cursor is not None else first_index_from(timestamps, query.start_text)
-        end = visible_count(timestamps, data.now_text)
-        stop = min(start + query.page_size, end)
-        page: dict[str, Any] = {"more_records": stop < end}
-        if stop < end:
-            page["cursor"] = self.cursors.issue(env, query.categories, day, stop)
+        chain = self._chain(env, query)
+        entries, timestamps = (
+            self._merged_day(env, query.categories, chain.day) if data.has_day(chain.day) else ((), [])
+        )
+        start = chain.next_index if query.cursor is not None else first_index_from(timestamps, query.start_text)
+        stop, more = self._page_end(chain, start, visible_count(timestamps, data.now_text), query.page_size)
+        page: dict[str, Any] = {"more_records": more}
+        if more:
+            following = replace(chain, next_index=stop, page=chain.page + 1, sent=chain.sent + stop - start)
+            page["cursor"] = self.cursors.issue(env, query.categories, following)
         for category in query.categories:
             page[category] = []
         for category, record in entries[start:stop]:
             page[category].append(record)
-        return page
+        return page, _answer_target(env, query.categories, chain)
+
+    def _page_end(self, chain: Chain, start: int, end: int, number_of_records: int) -> tuple[int, bool]:
+        """Where a page from ``start`` stops, and whether its chain goes on (``end``: the visible records)."""
+        if chain.cap is None:  # number_of_records is the page size
+            stop = min(start + number_of_records, end)
+            return stop, stop < end
+        stop = min(start + min(self.paging.chain_page_size, chain.cap - chain.sent), end)
+        return stop, stop < end and chain.sent + stop - start < chain.cap
+
+    def _chain(self, env: str, query: LogsQuery) -> Chain:
+        """The chain a request continues (its cursor's) or starts (a timestamp)."""
+        if query.cursor is not None:
+            return self.cursors.use(query.cursor, env, query.categories).chain
+        assert query.day is not None
+        return Chain(query.day, query.start_minute, next_index=0, cap=self.paging.chain_cap(query.page_size))
 
     def _build_merged_day(
         self, env: str, categories: tuple[str, ...], day: date
@@ -494,6 +665,18 @@ class LogsAPI:
         streams = [[(category, record) for record in dataset.full_day(category, day)] for category in categories]
         entries = tuple(merge(*streams, key=lambda entry: entry[1]["timestamp"]))
         return entries, [record["timestamp"] for _, record in entries]
+
+
+def _answer_target(env: str, categories: tuple[str, ...], chain: Chain) -> AnswerTarget:
+    """How corruption rules pick a Kahuna answer; its main key is the targeted (else the first) category."""
+    fields = {
+        "env": env,
+        "category": categories,
+        "day": chain.day.isoformat(),
+        "page": chain.page,
+        "start": chain.start,
+    }
+    return AnswerTarget(fields, main_key=categories[0], key_field="category")
 
 
 def _env(request: web.Request) -> str:

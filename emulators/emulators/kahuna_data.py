@@ -5,7 +5,10 @@ Dataset API (the emulator serves exactly this; tests regenerate it to know what 
     from emulators.kahuna_data import KahunaDataset
 
     data = KahunaDataset(seed=42, now=datetime(2026, 11, 18, 15, 30, tzinfo=timezone.utc),
-                         days=30, logs_per_day=300, env="p")
+                         days=30, logs_per_day=300, env="p",
+                         # the shape knobs, all optional (these are their defaults):
+                         size_jitter=0.4, same_timestamp_run=15,
+                         burst_minute=None, burst_records=0, burst_day=None)
     data.days                      # list[date]: the ``days`` UTC days ending with now's day, oldest first
     data.records("inapp", day)     # list[dict]: that category's records of that UTC day, exactly as the API
                                    # returns them, in API order, only those with timestamp <= now
@@ -19,11 +22,19 @@ Rules the records follow:
 - A (category, day) is generated from ``(seed, env, category, day)`` alone, so a day's records never
   change when ``now`` or ``days`` change: as the clock advances, today's list only grows at its end.
 - ``env="s"`` (sandbox) uses another seed and a third of ``logs_per_day``.
-- Per day, ``inapp``, ``push`` and ``email`` hold about ``logs_per_day`` records (0.6x to 1.4x, varying
-  by day and category) and ``user_merge`` about a quarter of that.
+- Per day, ``inapp``, ``push`` and ``email`` hold about ``logs_per_day`` records (``1 - size_jitter`` to
+  ``1 + size_jitter`` times it, default 0.6x to 1.4x, varying by day and category) and ``user_merge`` about
+  a quarter of that, plus one (the genuine repeat below). ``size_jitter=0``: exactly ``logs_per_day + 1``
+  (a quarter + 1 for ``user_merge``).
+- A burst (``burst_records > 0``): ``burst_records`` more records per category in the minute
+  ``burst_minute`` (``"HH:MM"``, UTC), at random instants of that minute, on every day or only on
+  ``burst_day``; merged into the day by timestamp (the base records first among equal ones). The sandbox
+  gets the same burst. With ``burst_records`` above ``number_of_records`` that minute holds more
+  records than one capped cursor chain can deliver.
 - Timestamps are ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC, non-decreasing within a day. Hard cases on every
   day big enough: the first record at ``00:00:00.000000``, the last at ``23:59:59.999999``, a run of
-  :data:`LONG_RUN` records sharing one exact timestamp (longer than small pages), a few shorter runs,
+  ``same_timestamp_run`` (default :data:`LONG_RUN`) records sharing one exact timestamp (longer than
+  small pages; days smaller than the run plus 5 have none), a few shorter runs,
   one genuine repeat (two records identical in every field, next to each other), unknown extra fields
   (``"experiment": "b"``), unicode and quotes in messages and campaign names, credentials whose value
   contains ``:`` (``"email:a:b@x.com"``) and credentials without a type (``"12345"``).
@@ -39,6 +50,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+from heapq import merge
 from typing import Any
 
 CATEGORIES = ("inapp", "push", "email", "user_merge")
@@ -99,6 +111,43 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
+@dataclass(frozen=True)
+class DayShape:
+    """The knobs that shape every generated day (see the module docstring)."""
+
+    size_jitter: float = 0.4
+    same_timestamp_run: int = LONG_RUN
+    burst_minute: str | None = None
+    burst_records: int = 0
+    burst_day: date | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.size_jitter < 1:
+            raise ValueError(f"size_jitter must be from 0 to below 1, got {self.size_jitter}")
+        if self.same_timestamp_run < 2:
+            raise ValueError(f"same_timestamp_run must be at least 2, got {self.same_timestamp_run}")
+        if self.burst_records < 0:
+            raise ValueError(f"burst_records must be 0 or more, got {self.burst_records}")
+        if self.burst_records and self.burst_minute is None:
+            raise ValueError("burst_records needs burst_minute (HH:MM, UTC)")
+        if self.burst_minute is not None:
+            parse_minute(self.burst_minute)
+
+    def burst_on(self, day: date) -> bool:
+        """Whether ``day`` gets the burst."""
+        return self.burst_records > 0 and self.burst_day in (None, day)
+
+
+def parse_minute(text: str) -> timedelta:
+    """``"HH:MM"`` (00:00 .. 23:59) as the time since midnight; ``ValueError`` otherwise."""
+    hours, separator, minutes = text.partition(":")
+    if not (separator and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and len(hours) <= 2):
+        raise ValueError(f"a minute must look like HH:MM, got {text!r}")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError(f"a minute must be from 00:00 to 23:59, got {text!r}")
+    return timedelta(hours=int(hours), minutes=int(minutes))
+
+
 @dataclass
 class _Generator:
     """Builds whole days of records; shared by every :class:`KahunaDataset` view of one seed and size."""
@@ -106,6 +155,7 @@ class _Generator:
     seed: int
     env: str
     logs_per_day: int
+    shape: DayShape
     _users: dict[int, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,13 +166,14 @@ class _Generator:
 
     def _size(self, category: str, day: date) -> int:
         share = USER_MERGE_SHARE if category == "user_merge" else 1.0
-        factor = self._rng("size", category, day.isoformat()).uniform(0.6, 1.4)
+        jitter = self.shape.size_jitter
+        factor = self._rng("size", category, day.isoformat()).uniform(1 - jitter, 1 + jitter)
         return max(1, round(self.logs_per_day * share * factor))
 
     def _build_day(self, category: str, day: date) -> tuple[dict[str, Any], ...]:
         rng = self._rng("day", category, day.isoformat())
         size = self._size(category, day)
-        offsets = _day_offsets(rng, size)
+        offsets = _day_offsets(rng, size, self.shape.same_timestamp_run)
         midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         build = getattr(self, f"_{category}_record")
         records = []
@@ -134,7 +185,19 @@ class _Generator:
         if len(records) >= 3:
             repeated = rng.randrange(1, len(records) - 1)
             records.insert(repeated + 1, dict(records[repeated]))
+        if self.shape.burst_on(day):
+            burst = self._burst(category, day, midnight)
+            return tuple(merge(records, burst, key=lambda record: record["timestamp"]))
         return tuple(records)
+
+    def _burst(self, category: str, day: date, midnight: datetime) -> list[dict[str, Any]]:
+        """The burst's records: random instants of the burst minute, sorted, from their own dice."""
+        assert self.shape.burst_minute is not None
+        rng = self._rng("burst", category, day.isoformat())
+        minute = midnight + parse_minute(self.shape.burst_minute)
+        offsets = sorted(rng.randrange(60_000_000) for _ in range(self.shape.burst_records))
+        build = getattr(self, f"_{category}_record")
+        return [build(rng, format_timestamp(minute + timedelta(microseconds=offset))) for offset in offsets]
 
     # --- users and credentials --------------------------------------------------------
     def _user(self, rng: random.Random) -> tuple[int, list[str]]:
@@ -221,7 +284,7 @@ class _Generator:
         }
 
 
-def _day_offsets(rng: random.Random, size: int) -> list[int]:
+def _day_offsets(rng: random.Random, size: int, long_run: int) -> list[int]:
     """Sorted microsecond offsets in one day, with the first/last instants and runs of equal values."""
     offsets = sorted(rng.randrange(MICROSECONDS_PER_DAY) for _ in range(size))
     offsets[0] = 0
@@ -230,8 +293,8 @@ def _day_offsets(rng: random.Random, size: int) -> list[int]:
     for _ in range(size // 40):
         _make_run(offsets, rng.randrange(1, size - 5), rng.randint(2, 4))
     # Last, so no shorter run cuts into it.
-    if size >= LONG_RUN + 5:
-        _make_run(offsets, rng.randrange(1, size - LONG_RUN - 1), LONG_RUN)
+    if size >= long_run + 5:
+        _make_run(offsets, rng.randrange(1, size - long_run - 1), long_run)
     return offsets
 
 
@@ -267,6 +330,11 @@ class KahunaDataset:
         logs_per_day: int = 300,
         env: str = PRODUCTION,
         *,
+        size_jitter: float = 0.4,
+        same_timestamp_run: int = LONG_RUN,
+        burst_minute: str | None = None,
+        burst_records: int = 0,
+        burst_day: date | None = None,
         _generator: _Generator | None = None,
     ) -> None:
         if env not in (PRODUCTION, SANDBOX):
@@ -282,6 +350,7 @@ class KahunaDataset:
             seed=seed + SANDBOX_SEED_OFFSET if env == SANDBOX else seed,
             env=env,
             logs_per_day=max(1, logs_per_day // SANDBOX_SIZE_DIVISOR) if env == SANDBOX else logs_per_day,
+            shape=DayShape(size_jitter, same_timestamp_run, burst_minute, burst_records, burst_day),
         )
         self.now_text = format_timestamp(self.now)
 
@@ -326,4 +395,15 @@ def first_index_from(timestamps: list[str], start_text: str) -> int:
 
 def dataset_from_options(options: argparse.Namespace, now: datetime, env: str = PRODUCTION) -> KahunaDataset:
     """The dataset the emulator started with ``options`` serves for ``env`` at ``now``."""
-    return KahunaDataset(seed=options.seed, now=now, days=options.days, logs_per_day=options.logs_per_day, env=env)
+    return KahunaDataset(
+        seed=options.seed,
+        now=now,
+        days=options.days,
+        logs_per_day=options.logs_per_day,
+        env=env,
+        size_jitter=options.day_size_jitter,
+        same_timestamp_run=options.same_timestamp_run,
+        burst_minute=options.burst_minute,
+        burst_records=options.burst_records,
+        burst_day=options.burst_day,
+    )

@@ -8,9 +8,13 @@ a method other than GET -> 405; any path outside ``/api/{name}`` -> 404; bodies 
 ``{"error": str}``. Data comes from :class:`emulators.kaon_data.KaonDataset` seen at the
 emulator clock's now.
 
-Control route ``POST /_emulator/kaon/breakage`` ``{"endpoint", "week"?, "kind"}`` (or
-``{"clear": true}``) makes an endpoint answer badly, for the reliability suite. Kinds:
-``html_200``, ``truncated_json``, ``malformed_json``, ``missing_key``, ``wrong_types``,
+Bad answers come from the core fault layer (:class:`emulators.core.AnswerCorruptions`): a Kaon
+answer is targeted by ``endpoint`` and ``week`` (absent for ``weeks``, ``extid`` and a path's
+history), its main key is the endpoint's array (:data:`MAIN_KEYS`), and Kaon adds the kind
+``bad_uids_length``. ``POST /_emulator/corruptions`` takes any rule; the older control route
+``POST /_emulator/kaon/breakage`` ``{"endpoint", "week"?, "kind"}`` (or ``{"clear": true}``) is
+the same rule written shorter: ``{"kind", "target": {"endpoint", "week"?}}``. Kinds include
+``html_200``, ``truncated_json``, ``malformed_json``, ``missing_key``, ``wrong_types`` and
 ``bad_uids_length``. ``/_emulator/reset`` clears them.
 """
 
@@ -23,10 +27,9 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.core import Clock, Emulator, Faults, json_response
+from emulators.core import AnswerTarget, Clock, Corruption, Emulator, Faults, json_response
 from emulators.kaon_data import KaonDataset, dataset_from_options
 
-BREAKAGE_KINDS = {"html_200", "truncated_json", "malformed_json", "missing_key", "wrong_types", "bad_uids_length"}
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1000
 #: The array key of each endpoint's body (what ``missing_key`` drops).
@@ -69,7 +72,6 @@ class KaonService:
         self.options = options
         self.emulator = emulator
         self.base = dataset_from_options(options, emulator.clock.now())
-        self.breakages: dict[tuple[str, int | None], str] = {}
         self.handlers: dict[str, Callable[[KaonDataset, Any], dict[str, Any]]] = {
             "weeks": self.weeks,
             "engagement": self.engagement,
@@ -100,35 +102,7 @@ class KaonService:
             payload = handler(data, query)
         except BadParameterError as exc:
             return json_response({"error": str(exc)}, 404)
-        week = payload.get("week") if isinstance(payload.get("week"), int) else None
-        kind = self.breakages.get((name, week)) or self.breakages.get((name, None))
-        if kind:
-            return self.broken(name, payload, kind)
-        if name == "uid":  # millions of devices: skip json.dumps of a huge string
-            head = json.dumps({k: v for k, v in payload.items() if k != "uids"})[:-1]
-            return web.Response(body=f'{head},"uids":"{payload["uids"]}"}}'.encode(), content_type="application/json")
-        return json_response(payload)
-
-    @staticmethod
-    def broken(name: str, payload: dict[str, Any], kind: str) -> web.Response:
-        """The answer of a broken endpoint."""
-        if kind == "html_200":
-            html = "<html><head><title>Service Unavailable</title></head><body>Try again later</body></html>"
-            return web.Response(text=html, content_type="text/html")
-        body = dict(payload)
-        main_key = MAIN_KEYS[name]
-        if kind == "missing_key":
-            body.pop(main_key, None)
-        elif kind == "bad_uids_length":
-            body["uids"] = str(body.get("uids", "")) + "0x12ab"
-        elif kind == "wrong_types":
-            body[main_key] = _stringify_counts(body.get(main_key))
-        text = json.dumps(body)
-        if kind == "truncated_json":
-            text = text[: max(len(text) // 2, 1)]
-        elif kind == "malformed_json":
-            text = text.replace('"', "'", 4)
-        return web.Response(text=text, content_type="application/json")
+        return self.emulator.answer(_encode(name, payload), answer_target(name, payload))
 
     # --- parameters ---------------------------------------------------------------
     @staticmethod
@@ -215,28 +189,57 @@ class KaonService:
         records = data.clickstream_page(external_id, start, limit)
         return {"client": self.options.client, "id": external_id, "records": records}
 
-    # --- control ------------------------------------------------------------------------
+    # --- bad answers ----------------------------------------------------------------------
+    def check_target(self, target: dict[str, Any]) -> None:
+        """A corruption target must name a Kaon endpoint."""
+        if "endpoint" in target and target["endpoint"] not in self.handlers:
+            raise ValueError(f"endpoint must be one of {sorted(self.handlers)}, got {target['endpoint']!r}")
+
     async def set_breakage(self, request: web.Request) -> web.Response:
-        """Break (or mend) an endpoint."""
+        """``POST /_emulator/kaon/breakage``: a corruption rule for one endpoint (and week), or ``{"clear": true}``."""
+        corruptions = self.emulator.corruptions
         body = await request.json()
-        if body.get("clear"):
-            self.breakages.clear()
+        if isinstance(body, dict) and body.get("clear"):
+            corruptions.clear()
             return json_response({"breakages": []})
-        endpoint, kind = body.get("endpoint"), body.get("kind")
-        if endpoint not in self.handlers or kind not in BREAKAGE_KINDS:
-            return json_response(
-                {"error": f"endpoint in {sorted(self.handlers)}, kind in {sorted(BREAKAGE_KINDS)}"}, 400
-            )
-        self.breakages[(endpoint, body.get("week"))] = kind
-        return json_response({"breakages": [[e, w, k] for (e, w), k in self.breakages.items()]})
+        try:
+            if not isinstance(body, dict) or body.get("endpoint") not in self.handlers:
+                raise ValueError("endpoint is required")
+            target = {"endpoint": body["endpoint"]}
+            if body.get("week") is not None:
+                target["week"] = body["week"]
+            options = {name: value for name, value in body.items() if name not in ("endpoint", "week")}
+            corruptions.add(corruptions.parse_rule({**options, "target": target}))
+        except ValueError as exc:
+            message = f"endpoint in {sorted(self.handlers)}, kind in {corruptions.kinds}: {exc}"
+            return json_response({"error": message}, 400)
+        return json_response({"breakages": [_breakage(rule) for rule in corruptions.rules]})
 
 
-def _stringify_counts(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_stringify_counts(item) for item in value]
-    if isinstance(value, dict):
-        return {k: (f"{v}a" if k == "count" or isinstance(v, int) else v) for k, v in value.items()}
-    return value
+def answer_target(name: str, payload: dict[str, Any]) -> AnswerTarget:
+    """How corruption rules pick a Kaon answer: its endpoint and (when it has one) its week."""
+    fields: dict[str, Any] = {"endpoint": name}
+    if isinstance(payload.get("week"), int):
+        fields["week"] = payload["week"]
+    return AnswerTarget(fields, main_key=MAIN_KEYS[name])
+
+
+def _encode(name: str, payload: dict[str, Any]) -> web.Response:
+    if name == "uid":  # millions of devices: skip json.dumps of a huge string
+        head = json.dumps({k: v for k, v in payload.items() if k != "uids"})[:-1]
+        return web.Response(body=f'{head},"uids":"{payload["uids"]}"}}'.encode(), content_type="application/json")
+    return json_response(payload)
+
+
+def _breakage(rule: Corruption) -> list[Any]:
+    return [rule.target.get("endpoint"), rule.target.get("week"), rule.kind]
+
+
+def bad_uids_length(body: Any, _: str | None, __: Corruption) -> Any:
+    """Kaon's own kind: a ``uids`` string whose length is not a multiple of 18."""
+    if isinstance(body, dict):
+        body["uids"] = str(body.get("uids", "")) + "0x12ab"
+    return body
 
 
 async def not_found(request: web.Request) -> web.Response:
@@ -251,5 +254,8 @@ def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -
     emulator.add_route("*", "/api/{name}", service.handle)
     emulator.add_control_route("POST", "kaon/breakage", service.set_breakage)
     emulator.add_route("*", "/{tail:.*}", not_found)  # last: every other path answers JSON too
-    emulator.on_reset(service.breakages.clear)
+    emulator.corruptions.declare_targets({"endpoint": str, "week": int}, service.check_target)
+    emulator.corruptions.add_kind(
+        "bad_uids_length", bad_uids_length, "a uids string whose length is not a multiple of 18"
+    )
     return emulator

@@ -151,8 +151,8 @@ class DedupView:
         """The sorted, JSON-ready view."""
         events = []
         for (person, _, time, props), (name, prop_names) in sorted(self.events.items(), key=lambda kv: kv[0]):
-            properties = {display: value for display, (_, value) in zip(prop_names, props, strict=True)}
-            events.append({"person": person, "event": name, "time": time, "properties": properties})
+            event_properties = {display: value for display, (_, value) in zip(prop_names, props, strict=True)}
+            events.append({"person": person, "event": name, "time": time, "properties": event_properties})
         properties = [
             {"person": person, "name": name, "time": time, "value": value}
             for (person, _, time), (name, value) in sorted(self.properties.items(), key=lambda kv: kv[0])

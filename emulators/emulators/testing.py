@@ -32,6 +32,7 @@ class EmulatorProcess:
         if not line:
             self.process.kill()
             stderr = self.process.stderr.read() if self.process.stderr else ""
+            self.stop()
             raise RuntimeError(f"emulator {service} did not start: {stderr.strip()}")
         self.url: str = json.loads(line)["url"]
 
@@ -60,6 +61,23 @@ class EmulatorProcess:
         if advance_seconds is not None:
             body["advance_seconds"] = advance_seconds
         return self.control("clock", body)["now"]
+
+    def corrupt(self, kind: str, target: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+        """Break the answers ``target`` picks, e.g. ``corrupt("missing_key", {"day": "2026-11-16", "page": 0})``.
+
+        ``options`` are the rule's ``key``, ``value``, ``index`` and ``times`` (``/_emulator/corruptions``).
+        """
+        described: dict[str, Any] = self.control("corruptions", {"kind": kind, "target": target or {}, **options})
+        return described
+
+    def corrupted_answers(self) -> list[dict[str, Any]]:
+        """Every answer broken so far: ``[{"kind", "target": {...the answer's target fields}}]``, oldest first."""
+        applied: list[dict[str, Any]] = self.control("corruptions")["applied"]
+        return applied
+
+    def clear_corruptions(self) -> None:
+        """Forget every corruption rule and the log of broken answers."""
+        self.control("corruptions", {"clear": True})
 
     def requests(self) -> list[dict[str, Any]]:
         """The request log: every service request received since the last reset."""

@@ -4,75 +4,29 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
+from kahuna_client import (
+    AUTH,
+    FIXED_NOW,
+    KEY,
+    SECRET,
+    TODAY,
+    YESTERDAY,
+    StartEmulator,
+    assert_error,
+    by_category,
+    dataset,
+    day_timestamp,
+    post,
+    read_pages,
+)
 
-from emulators.__main__ import build_parser
-from emulators.kahuna_data import CATEGORIES, KahunaDataset, dataset_from_options
+from emulators.kahuna_data import CATEGORIES, KahunaDataset
 from emulators.testing import EmulatorProcess
-
-FIXED_NOW = "2026-11-18T15:30:00+00:00"  # tests/conftest.py FIXED_NOW: the clock of every started emulator
-SMALL_ARGS = ["--days", "5", "--logs-per-day", "120"]  # tests/conftest.py SMALL_DATA["kahuna"]
-SECRET, KEY = "kahuna-demo-secret", "kahuna-demo-key"
-AUTH = (SECRET, KEY)
-TODAY, YESTERDAY = date(2026, 11, 18), date(2026, 11, 17)
-StartEmulator = Callable[..., EmulatorProcess]
-
-
-def dataset(now: str = FIXED_NOW, env: str = "p", *extra_args: str) -> KahunaDataset:
-    """The data an emulator started with the small data set (and ``extra_args``) serves at ``now``."""
-    options = build_parser().parse_args(["kahuna", *SMALL_ARGS, *extra_args])
-    return dataset_from_options(options, datetime.fromisoformat(now), env)
-
-
-def post(emulator: EmulatorProcess, body: Any, env: str | None = "p", auth: Any = AUTH) -> requests.Response:
-    """One Logs API call as a client makes it."""
-    params = {} if env is None else {"env": env}
-    return requests.post(f"{emulator.url}/api/kahunalogs", params=params, json=body, auth=auth, timeout=30)
-
-
-def day_timestamp(day: date, clock: str = "0:00") -> str:
-    """The request format ``m/dd/yyyy h:mm``."""
-    return f"{day.month}/{day.day:02d}/{day.year} {clock}"
-
-
-def assert_error(response: requests.Response, status: int, detail_part: str) -> dict[str, Any]:
-    """The API's error body with ``status`` and ``detail_part`` in ``error_detail``."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"success", "error", "error_code", "error_detail"}
-    assert body["success"] is False
-    assert body["error_code"] == status
-    assert isinstance(body["error"], str)
-    assert body["error"]
-    assert detail_part in body["error_detail"], body["error_detail"]
-    return body
-
-
-def read_pages(
-    emulator: EmulatorProcess, categories: list[str], timestamp: str, page_size: int, env: str = "p"
-) -> list[dict[str, Any]]:
-    """Every page of one request, following cursors while ``more_records``, as a client does."""
-    pages = []
-    body: dict[str, Any] = {"timestamp": timestamp}
-    while True:
-        response = post(emulator, {**body, "number_of_records": page_size, "categories_to_return": categories}, env)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        pages.append(page)
-        if not page["more_records"]:
-            assert "cursor" not in page
-            return pages
-        body = {"cursor": page["cursor"]}
-
-
-def by_category(pages: list[dict[str, Any]], categories: list[str]) -> dict[str, list[dict]]:
-    """The records of every page, per category, in order."""
-    return {category: [record for page in pages for record in page[category]] for category in categories}
 
 
 def first_cursor(emulator: EmulatorProcess, categories: list[str] | None = None, page_size: int = 5) -> str:

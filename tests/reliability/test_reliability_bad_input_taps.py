@@ -1,62 +1,49 @@
 """Bad answers from the API, tap side: a clear error naming the API and the day (or week), and no state past it.
 
-tap-kahuna-logs runs against the real Kahuna emulator behind a proxy that breaks the first page of one day
+tap-kahuna-logs runs against the real Kahuna emulator, whose fault layer breaks the first page of one day
 (HTML with 200, truncated or malformed JSON, a missing or mistyped key).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-from reliability_helpers import (
-    TAP_KAHUNA,
-    CorruptingProxy,
-    Run,
-    kahuna_config,
-    kahuna_dataset,
-    run_plugin,
-    start_kahuna,
-)
+from reliability_helpers import TAP_KAHUNA, Run, kahuna_config, kahuna_dataset, run_plugin, start_kahuna
 
 from emulators.testing import EmulatorProcess
 
-KINDS = ["html_200", "truncated_json", "malformed_json", "missing_key", "wrong_types", "wrong_type_flag"]
+#: case -> the emulator's corruption rule (kind and options) applied to the in-app page
+KINDS: dict[str, dict[str, Any]] = {
+    "html_200": {"kind": "html_200"},
+    "truncated_json": {"kind": "truncated_json"},
+    "malformed_json": {"kind": "malformed_json"},
+    "missing_key": {"kind": "missing_key"},
+    # The in-app array as a string: the tap keeps record fields of any type, so the page shape is what it checks.
+    "wrong_types": {"kind": "set_key", "value": "not a list"},
+    "wrong_type_flag": {"kind": "set_key", "key": "more_records", "value": "no"},
+}
 
 
 @pytest.fixture(scope="module")
 def kahuna() -> Iterator[EmulatorProcess]:
-    """One Kahuna emulator for the module (read only)."""
+    """One Kahuna emulator for the module (each test sets its own corruption rule)."""
     emulator = start_kahuna()
     yield emulator
     emulator.stop()
 
 
-def first_page_of(day: date) -> object:
-    """A predicate picking the request that opens ``day`` (its body's timestamp is that day at 00:00)."""
-    wanted = f"{day.month}/{day.day:02d}/{day.year}"
-
-    def should_break(method: str, path: str, body: bytes) -> bool:
-        try:
-            timestamp = json.loads(body).get("timestamp", "")
-        except ValueError:
-            return False
-        month, day_, rest = timestamp.split("/", 2) if timestamp else ("", "", "")
-        return f"{int(month or 0)}/{int(day_ or 0):02d}/{rest[:4]}" == wanted
-
-    return should_break
-
-
 def run_with_broken_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> tuple[Run, list[date]]:
-    """Read three days of in-app logs through a proxy that breaks the middle day's first page."""
+    """Read three days of in-app logs from an emulator that breaks the middle day's first page."""
     days = kahuna_dataset().days[-3:]
-    with CorruptingProxy(kahuna.url, kind, "inapp", first_page_of(days[1])) as proxy:
-        config = kahuna_config(proxy.url, days=3, categories=["inapp"], page_size=200, max_concurrency=1)
-        run = run_plugin(TAP_KAHUNA, config, tmp_path)
-    assert proxy.broken >= 1, "the proxy broke nothing: the predicate missed the day's first page"
+    kahuna.clear_corruptions()
+    kahuna.corrupt(target={"category": "inapp", "day": days[1].isoformat(), "page": 0}, **KINDS[kind])
+    config = kahuna_config(kahuna.url, days=3, categories=["inapp"], page_size=200, max_concurrency=1)
+    run = run_plugin(TAP_KAHUNA, config, tmp_path)
+    assert kahuna.corrupted_answers(), "the emulator broke nothing: the rule missed the day's first page"
     return run, days
 
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from emulators.testing import EmulatorProcess
 
@@ -121,99 +116,3 @@ def expected_rows(category: str, now: str = NOW, days: list[date] | None = None)
 def keys(records: list[dict]) -> list[tuple[str, int]]:
     """The primary key of each record, in output order."""
     return [(record["log_date"], record["log_position"]) for record in records]
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """One Logs API request as the proxy saw it: the UTC day, the 0-based page of that day, the categories."""
-
-    day: date
-    page: int
-    categories: tuple[str, ...]
-
-
-#: ``rewrite(request, status, body) -> new body or None`` (None: pass the answer through unchanged).
-Rewrite = Callable[[PageRequest, int, bytes], "bytes | None"]
-
-
-class RewritingProxy:
-    """An HTTP proxy on 127.0.0.1 in front of a real emulator that can replace chosen answers' bodies.
-
-    It follows cursors (from the answers it forwards) to tell each request's day and page. A replaced
-    answer keeps the emulator's status; its Content-Type is ``text/html`` when the body starts with ``<``.
-    """
-
-    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
-        self.upstream = urlsplit(upstream)
-        self.rewrite = rewrite
-        self.rewritten: list[PageRequest] = []
-        self._cursor_pages: dict[str, tuple[date, int]] = {}
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # the tests read the tap's stderr, not the proxy's
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, content, content_type = proxy.forward(self.path, dict(self.headers.items()), body)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-        return Handler
-
-    def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
-        """Send one request upstream; return the (possibly rewritten) status, body and content type."""
-        headers = {name: value for name, value in headers.items() if name.lower() not in ("host", "connection")}
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            answer = connection.getresponse()
-            status, content = answer.status, answer.read()
-            content_type = answer.getheader("Content-Type", "application/json")
-        finally:
-            connection.close()
-        request = self._page_request(json.loads(body))
-        if status == 200:
-            self._remember_cursor(request, json.loads(content))
-        replaced = self.rewrite(request, status, content)
-        if replaced is None:
-            return status, content, content_type
-        with self._lock:
-            self.rewritten.append(request)
-        return status, replaced, "text/html" if replaced.lstrip()[:1] == b"<" else "application/json"
-
-    def _page_request(self, sent: dict[str, Any]) -> PageRequest:
-        categories = tuple(sent.get("categories_to_return") or ())
-        if sent.get("cursor"):
-            with self._lock:
-                day, page = self._cursor_pages[sent["cursor"]]
-            return PageRequest(day, page, categories)
-        return PageRequest(datetime.strptime(sent["timestamp"], "%m/%d/%Y %H:%M").date(), 0, categories)
-
-    def _remember_cursor(self, request: PageRequest, page: dict[str, Any]) -> None:
-        if page.get("cursor"):
-            with self._lock:
-                self._cursor_pages[page["cursor"]] = (request.day, request.page + 1)
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> RewritingProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

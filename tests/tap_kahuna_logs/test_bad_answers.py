@@ -1,16 +1,17 @@
 """Bad 200 answers (not JSON, missing or mistyped keys): one clear line naming the API, category and day; no loss.
 
-The real emulator answers behind :class:`RewritingProxy`, which replaces the body of one chosen page.
+The real emulator breaks the body of one chosen page itself, through its fault layer's corruption rules
+(``/_emulator/corruptions``: a rule targets a category, a UTC day and the page within that day's chain).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
-from kahuna_helpers import STREAMS, PageRequest, RewritingProxy, TapRun, base_config, dataset, expected_rows, keys
+from kahuna_helpers import STREAMS, TapRun, base_config, dataset, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
 
@@ -18,69 +19,56 @@ from emulators.testing import EmulatorProcess
 DAYS = dataset().days[-4:-1]
 BROKEN_DAY = DAYS[1]
 
-
-def edit_page(edit: Callable[[dict], object]) -> Callable[[bytes], bytes]:
-    """A body transform that parses the page, applies ``edit`` (in place, or returns a replacement) and re-encodes."""
-
-    def transform(body: bytes) -> bytes:
-        page = json.loads(body)
-        replaced = edit(page)
-        return json.dumps(page if replaced is None else replaced).encode()
-
-    return transform
-
-
-def set_key(name: str, value: object) -> Callable[[dict], None]:
-    """An edit that sets ``page[name] = value``."""
-    return lambda page: page.__setitem__(name, value)
-
-
-def drop_key(name: str) -> Callable[[dict], None]:
-    """An edit that removes ``name`` from the page."""
-
-    def drop(page: dict) -> None:
-        del page[name]
-
-    return drop
-
-
-HTML = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-
-#: kind -> (body transform, phrase the error line must carry)
-BAD_ANSWERS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
-    "html_200": (lambda body: HTML, "the body is an HTML page, not JSON (Content-Type text/html"),
-    "truncated_json": (lambda body: body[: len(body) // 2], "the body is truncated JSON"),
-    "malformed_json": (lambda body: body.replace(b":", b"=", 2), "the body is malformed JSON"),
-    "json_array": (lambda body: b"[]", "the body is an array, not a JSON object"),
-    "only_more_records_false": (lambda body: b'{"more_records": false}', 'the page has no "inapp" array'),
-    "missing_category": (edit_page(drop_key("inapp")), 'the page has no "inapp" array (keys: cursor, more_records)'),
-    "category_string": (edit_page(set_key("inapp", "not a list")), '"inapp" is the string "not a list", not an array'),
-    "category_null": (edit_page(set_key("inapp", None)), '"inapp" is null, not an array'),
-    "category_object": (edit_page(set_key("inapp", {"a": 1})), '"inapp" is an object, not an array'),
+#: case -> (the emulator's corruption rule: kind and options, phrase the error line must carry)
+BAD_ANSWERS: dict[str, tuple[dict[str, Any], str]] = {
+    "html_200": ({"kind": "html_200"}, "the body is an HTML page, not JSON (Content-Type text/html"),
+    "truncated_json": ({"kind": "truncated_json"}, "the body is truncated JSON"),
+    "malformed_json": ({"kind": "malformed_json"}, "the body is malformed JSON"),
+    "json_array": ({"kind": "replace_body", "value": []}, "the body is an array, not a JSON object"),
+    "only_more_records_false": (
+        {"kind": "replace_body", "value": {"more_records": False}},
+        'the page has no "inapp" array',
+    ),
+    "missing_category": ({"kind": "missing_key"}, 'the page has no "inapp" array (keys: cursor, more_records)'),
+    "category_string": ({"kind": "set_key", "value": "not a list"}, '"inapp" is the string "not a list", not an array'),
+    "category_null": ({"kind": "set_key", "value": None}, '"inapp" is null, not an array'),
+    "category_object": ({"kind": "set_key", "value": {"a": 1}}, '"inapp" is an object, not an array'),
     "record_not_object": (
-        edit_page(lambda page: page["inapp"].insert(3, "oops")),
+        {"kind": "insert_item", "index": 3, "value": "oops"},
         '"inapp" item 3 is the string "oops", not an object',
     ),
     "more_records_string": (
-        edit_page(set_key("more_records", "no")),
+        {"kind": "set_key", "key": "more_records", "value": "no"},
         '"more_records" is the string "no", not a boolean',
     ),
-    "more_records_number": (edit_page(set_key("more_records", 1)), '"more_records" is the number 1, not a boolean'),
-    "more_records_missing": (edit_page(drop_key("more_records")), '"more_records" is missing, not a boolean'),
-    "cursor_missing": (edit_page(drop_key("cursor")), '"more_records" is true but "cursor" is missing'),
-    "cursor_empty": (edit_page(set_key("cursor", "")), '"more_records" is true but "cursor" is the string ""'),
-    "cursor_null": (edit_page(set_key("cursor", None)), '"more_records" is true but "cursor" is null'),
+    "more_records_number": (
+        {"kind": "set_key", "key": "more_records", "value": 1},
+        '"more_records" is the number 1, not a boolean',
+    ),
+    "more_records_missing": (
+        {"kind": "missing_key", "key": "more_records"},
+        '"more_records" is missing, not a boolean',
+    ),
+    "cursor_missing": ({"kind": "missing_key", "key": "cursor"}, '"more_records" is true but "cursor" is missing'),
+    "cursor_empty": (
+        {"kind": "set_key", "key": "cursor", "value": ""},
+        '"more_records" is true but "cursor" is the string ""',
+    ),
+    "cursor_null": ({"kind": "set_key", "key": "cursor", "value": None}, '"more_records" is true but "cursor" is null'),
 }
 
 
-def break_page(category: str, day: date, page: int, transform: Callable[[bytes], bytes]) -> Callable:
-    """A proxy rewrite that applies ``transform`` to the 200 answer of ``category``'s ``page`` of ``day``."""
+def break_page(emulator: EmulatorProcess, category: str, day: date, page: int, rule: dict[str, Any]) -> None:
+    """Make the emulator break the 200 answer of ``category``'s ``page`` of ``day`` (0 = the timestamp request)."""
+    emulator.corrupt(target={"category": category, "day": day.isoformat(), "page": page}, **rule)
 
-    def rewrite(request: PageRequest, status: int, body: bytes) -> bytes | None:
-        wanted = request.categories == (category,) and request.day == day and request.page == page
-        return transform(body) if status == 200 and wanted else None
 
-    return rewrite
+def broken_pages(emulator: EmulatorProcess) -> list[tuple[date, int]]:
+    """(day, page) of every answer the emulator broke, in order."""
+    return [
+        (date.fromisoformat(answer["target"]["day"]), answer["target"]["page"])
+        for answer in emulator.corrupted_answers()
+    ]
 
 
 def error_lines(run: TapRun) -> list[str]:
@@ -117,14 +105,12 @@ def assert_no_state_past_the_day_before(run: TapRun, stream: str) -> None:
 def test_bad_first_page_stops_with_the_day_named_and_no_state_past_the_day_before(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], kind: str
 ) -> None:
-    transform, phrase = BAD_ANSWERS[kind]
+    rule, phrase = BAD_ANSWERS[kind]
     # The record and cursor edits need a page with records and a cursor: the first page of a day has both.
-    with RewritingProxy(clean_emulator.url, break_page("inapp", BROKEN_DAY, 0, transform)) as proxy:
-        config = base_config(
-            clean_emulator, api_url=f"{proxy.url}/api/kahunalogs", categories=["inapp"], max_concurrency=1
-        )
-        run = run_tap({**config, "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()})
-    assert [request.day for request in proxy.rewritten] == [BROKEN_DAY]
+    break_page(clean_emulator, "inapp", BROKEN_DAY, 0, rule)
+    config = base_config(clean_emulator, categories=["inapp"], max_concurrency=1)
+    run = run_tap({**config, "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()})
+    assert [day for day, _ in broken_pages(clean_emulator)] == [BROKEN_DAY]
     assert_stopped_on_broken_day(run, "inapp", phrase)
     assert keys(run.records["inapp_logs"]) == expected_keys("inapp", DAYS[:1])
     assert_no_state_past_the_day_before(run, "inapp_logs")
@@ -133,11 +119,11 @@ def test_bad_first_page_stops_with_the_day_named_and_no_state_past_the_day_befor
 def test_bad_cursor_page_with_parallel_days_emits_nothing_of_the_day(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
 ) -> None:
-    transform, phrase = BAD_ANSWERS["missing_category"]
-    with RewritingProxy(clean_emulator.url, break_page("inapp", BROKEN_DAY, 2, transform)) as proxy:
-        config = base_config(clean_emulator, api_url=f"{proxy.url}/api/kahunalogs", categories=["inapp"])
-        run = run_tap({**config, "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()})
-    assert [(request.day, request.page) for request in proxy.rewritten] == [(BROKEN_DAY, 2)]
+    rule, phrase = BAD_ANSWERS["missing_category"]
+    break_page(clean_emulator, "inapp", BROKEN_DAY, 2, rule)
+    config = base_config(clean_emulator, categories=["inapp"])
+    run = run_tap({**config, "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()})
+    assert broken_pages(clean_emulator) == [(BROKEN_DAY, 2)]
     assert_stopped_on_broken_day(run, "inapp", phrase)
     assert keys(run.records["inapp_logs"]) == expected_keys("inapp", DAYS[:1]), "pages 0-1 of the day are held back"
     assert_no_state_past_the_day_before(run, "inapp_logs")
@@ -147,10 +133,12 @@ def test_rerun_after_a_bad_answer_delivers_every_record_once(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
 ) -> None:
     config = {**base_config(clean_emulator), "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()}
-    transform, _ = BAD_ANSWERS["only_more_records_false"]
+    rule, _ = BAD_ANSWERS["only_more_records_false"]
     # Streams run in name order: email and inapp are complete before push breaks; user_merge never starts.
-    with RewritingProxy(clean_emulator.url, break_page("push", BROKEN_DAY, 0, transform)) as proxy:
-        broken = run_tap({**config, "api_url": f"{proxy.url}/api/kahunalogs"})
+    break_page(clean_emulator, "push", BROKEN_DAY, 0, rule)
+    broken = run_tap(config)
+    assert broken_pages(clean_emulator) == [(BROKEN_DAY, 0)]
+    clean_emulator.clear_corruptions()
     assert_stopped_on_broken_day(broken, "push", 'the page has no "push" array')
     assert broken.final_state["bookmarks"]["push_logs"]["day"] == DAYS[0].isoformat()
     for category in ("email", "inapp"):
