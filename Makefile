@@ -37,9 +37,12 @@ meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into 
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
 
-lint: venv ## ruff check and ruff format --check
+TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs target_kissmetrics emulators
+
+lint: venv ## ruff check, ruff format --check and mypy over every package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(foreach p,$(TYPED_PACKAGES),-p $(p))
 
 format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

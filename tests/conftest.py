@@ -11,24 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW_TEXT, SMALL_DATA
 
-FIXED_NOW = "2026-11-18T15:30:00+00:00"  # a Wednesday: week 776 (starts Sunday 2026-11-15) is in progress
-SMALL_DATA = {
-    "kaon": [
-        "--weeks-before-now",
-        "12",
-        "--devices-per-week",
-        "40",
-        "--paths",
-        "12",
-        "--external-ids",
-        "3",
-        "--clicks-per-id",
-        "250",
-    ],
-    "kahuna": ["--days", "5", "--logs-per-day", "120"],
-    "kissmetrics": [],
-}
+FIXED_NOW = FIXED_NOW_TEXT
 
 
 @pytest.fixture

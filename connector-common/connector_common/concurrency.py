@@ -8,7 +8,7 @@ at most ``max_workers * 2`` results are held in memory at once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ def ordered_map(
     max_workers: int,
     *,
     prefetch: int | None = None,
-) -> Iterator[Out]:
+) -> Generator[Out, None, None]:
     """Yield ``fn(item)`` for each item, in input order, using up to ``max_workers`` threads.
 
     With ``max_workers <= 1`` it runs inline (no threads). An exception raised by ``fn``

@@ -35,7 +35,7 @@ SDK_UNDECLARED_KEYS = frozenset({"user_agent"})
 
 
 def load_config(
-    plugin: type[Tap] | type[Target],
+    plugin: type[PluginBase],
     settings_class: type[PluginSettings],
     config: Mapping[str, t.Any] | None,
     *,
@@ -63,7 +63,7 @@ def load_config(
     return parsed.config
 
 
-def _full_schema(plugin: type[Tap] | type[Target]) -> dict[str, t.Any]:
+def _full_schema(plugin: type[PluginBase]) -> dict[str, t.Any]:
     """The plugin's settings schema with the SDK's built-in settings (stream maps, flattening, batch, ...)."""
     schema = {"properties": dict(plugin.config_jsonschema.get("properties", {}))}
     plugin.append_builtin_config(schema)

@@ -130,7 +130,7 @@ class RetryingStream(RESTStream[t.Any]):
         return self.retry_policy.max_tries
 
     @override
-    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:  # type: ignore[override]
+    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
         """Waits from the policy; backoff sends each failure in, so ``Retry-After`` can replace the wait."""
         exception = yield 0.0  # backoff primes the generator before the first failure
         retry = 0

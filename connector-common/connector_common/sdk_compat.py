@@ -17,6 +17,7 @@ import requests
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
 from singer_sdk.target_base import Target
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -59,10 +60,11 @@ def environment_config(plugin_name: str, schema: Mapping[str, t.Any], own: Itera
     for name in sorted(own_names):
         variable = prefix + name.upper().replace("-", "_")
         if variable in os.environ:
-            value = os.environ[variable]
-            if _is_array(schema, name) and not value.strip().startswith("["):
-                value = [part.strip() for part in value.split(",") if part.strip()]  # the SDK's legacy "a,b,c" form
-            config[name] = value
+            text = os.environ[variable]
+            if _is_array(schema, name) and not text.strip().startswith("["):
+                config[name] = [part.strip() for part in text.split(",") if part.strip()]  # the SDK's legacy "a,b,c"
+            else:
+                config[name] = text
     return config
 
 
@@ -132,10 +134,12 @@ class StateFlushingTarget(Target):
         """Seconds between state-triggered drains (a subclass reads it from its settings)."""
         return 0.0
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         self.current_time_extracted = message_dict.get("time_extracted")
         super()._process_record_message(message_dict)
 
+    @override
     def _process_state_message(self, message_dict: dict) -> None:
         previous = self._latest_state
         super()._process_state_message(message_dict)

@@ -49,9 +49,9 @@ class SettingSpec:
     description: str
     required: bool = False
     secret: bool = False
-    minimum: float | None = None
-    exclusive_minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | None = None
+    exclusive_minimum: int | None = None
+    maximum: int | None = None
     options: tuple[str, ...] | None = None
     deprecated_names: tuple[str, ...] = ()
     rule: Rule | None = None
@@ -64,9 +64,9 @@ def setting(
     default: t.Any = dataclasses.MISSING,
     required: bool = False,
     secret: bool = False,
-    minimum: float | None = None,
-    exclusive_minimum: float | None = None,
-    maximum: float | None = None,
+    minimum: int | None = None,
+    exclusive_minimum: int | None = None,
+    maximum: int | None = None,
     options: Iterable[str] | None = None,
     deprecated_names: Iterable[str] = (),
     rule: Rule | None = None,
@@ -261,7 +261,7 @@ def unknown_setting_warnings(config: Mapping[str, t.Any], known: Iterable[str]) 
 
 def _setting_fields(cls: type[PluginSettings]) -> Iterable[SettingField]:
     hints = t.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
+    for field in dataclasses.fields(t.cast("t.Any", cls)):  # a subclass, made a dataclass on definition
         spec = field.metadata.get(_METADATA_KEY)
         if spec is None:
             continue
@@ -300,7 +300,7 @@ def _json_type(field: SettingField) -> th.JSONTypeHelper:
         return spec.schema
     numeric = {"minimum": spec.minimum, "maximum": spec.maximum, "exclusive_minimum": spec.exclusive_minimum}
     if field.kind == "integer":
-        return th.IntegerType(**numeric)  # type: ignore[arg-type]
+        return th.IntegerType(**numeric)
     if field.kind == "number":
         return th.NumberType(**numeric)
     if field.kind == "boolean":

@@ -78,13 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="full: keep every raw beacon; count: keep only counters and the dedup view (big benchmarks)",
     )
+    parser.add_argument(
+        "--request-log",
+        action="store_true",
+        help="also keep the shared request log (every request with its status, faults included: retry tests)",
+    )
 
 
 def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -> Emulator:
     """Build the Kissmetrics tracking emulator."""
     tracker = BeaconTracker(api_key=options.api_key, keep_raw=options.raw_log == "full")
-    # Beacons are kept compactly below; core's request log would keep a second, bulkier copy.
-    emulator = Emulator("kissmetrics", clock=clock, faults=faults, log_requests=False)
+    # Beacons are kept compactly below; core's request log is a second, bulkier copy (off unless asked for).
+    emulator = Emulator("kissmetrics", clock=clock, faults=faults, log_requests=options.request_log)
     routes = KissmetricsRoutes(tracker, clock)
     for kind in BEACON_KINDS:
         emulator.add_route("GET", f"/{kind}", routes.beacon_handler(kind))

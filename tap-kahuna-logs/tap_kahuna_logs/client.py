@@ -37,6 +37,7 @@ class KahunaClient(RetryingStream):
     http_method = "POST"
     path = ""
 
+    @override
     def __init__(self, tap: TapKahunaLogs, **kwargs: t.Any) -> None:
         super().__init__(tap, **kwargs)
         self.kahuna_tap = tap
@@ -68,7 +69,7 @@ class KahunaClient(RetryingStream):
 
     @cached_property
     @override
-    def authenticator(self) -> requests.auth.HTTPBasicAuth:  # type: ignore[override]
+    def authenticator(self) -> requests.auth.HTTPBasicAuth:
         """HTTP Basic: username = Secret Key, password = API Key."""
         return requests.auth.HTTPBasicAuth(self.settings.secret_key, self.settings.api_key)
 

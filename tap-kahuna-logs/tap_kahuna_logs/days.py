@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from typing_extensions import override
 
 from tap_kahuna_logs.client import CursorExpiredError, KahunaClient
 from tap_kahuna_logs.connector_common.concurrency import ordered_map
@@ -113,6 +114,7 @@ class DailyLogStream(KahunaClient):
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         return days, bookmark_day, emitted
 
+    @override
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> Iterator[dict]:
         """Every record from the bookmark on, in day order, updating the bookmark as records leave."""
         days, bookmark_day, emitted = self.days_to_read()

@@ -21,6 +21,7 @@ def checked_page(response: requests.Response, category: str, day: date) -> dict[
     A page must be a JSON object with ``more_records`` (a boolean), an array of record objects for the category,
     and a non-empty ``cursor`` string when ``more_records`` is true.
     """
+    problem: str | None
     try:
         page = response.json()
     except ValueError as exc:
@@ -32,7 +33,7 @@ def checked_page(response: requests.Response, category: str, day: date) -> dict[
             f"Kahuna Logs API sent a bad answer for {category} logs of UTC day {day.isoformat()}: "
             f"{problem}; this run emitted no record or state of that day, re-run to read it again"
         )
-    return page  # type: ignore[no-any-return]
+    return page
 
 
 def page_problem(page: Any, category: str) -> str | None:
@@ -103,4 +104,4 @@ def names_sent_cursor(response: requests.Response, detail: str) -> bool:
     except (TypeError, ValueError):
         return False
     cursor = sent.get("cursor") if isinstance(sent, dict) else None
-    return bool(cursor) and (cursor in detail or "cursor" in detail.lower())
+    return isinstance(cursor, str) and bool(cursor) and (cursor in detail or "cursor" in detail.lower())

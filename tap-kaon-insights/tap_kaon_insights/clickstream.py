@@ -11,6 +11,8 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Iterator
 
+from typing_extensions import override
+
 from tap_kaon_insights.client import KaonError, KaonStream
 from tap_kaon_insights.payloads import PayloadChecker, checked_clicks
 from tap_kaon_insights.records import Row, click_row
@@ -28,10 +30,12 @@ class ClickstreamStream(KaonStream):
     is_sorted = True
 
     @property
+    @override
     def partitions(self) -> list[dict[str, t.Any]] | None:
         """One partition per configured external ID."""
         return [{"external_id": external_id} for external_id in self.settings.external_ids]
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
         """Page through the clickstream from the bookmark, emitting each record once."""
         external_id = self.partition_value(context, "external_id", "external_ids", "external IDs")

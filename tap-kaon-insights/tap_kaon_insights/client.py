@@ -48,6 +48,7 @@ class KaonStream(RetryingStream):
     endpoint: str = "weeks"
     path = ""
 
+    @override
     def __init__(self, tap: TapKaonInsights, **kwargs: t.Any) -> None:
         super().__init__(tap, **kwargs)
         self.kaon_tap = tap

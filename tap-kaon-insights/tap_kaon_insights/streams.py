@@ -6,6 +6,7 @@ import typing as t
 from collections.abc import Iterator
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_kaon_insights import payloads, records
 from tap_kaon_insights.clickstream import ClickstreamStream
@@ -36,6 +37,7 @@ class WeeksStream(WeeklyStream):
         th.Property("is_current", th.BooleanType, description="True for the in-progress week."),
     ).to_dict()
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
         """One row per listed week from the bookmark on; no per-week calls."""
         entries = {entry["week"]: entry for entry in self.kaon_tap.week_list.entries(self)}
@@ -180,6 +182,7 @@ class PathHitsStream(WeeklyStream):
     ).to_dict()
 
     @property
+    @override
     def partitions(self) -> list[dict[str, t.Any]] | None:
         """One partition per configured path."""
         return [{"path": path} for path in self.settings.paths]
@@ -189,6 +192,7 @@ class PathHitsStream(WeeklyStream):
         bookmark = self.bookmarked_week(context)
         return 0 if bookmark is None else bookmark
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
         """The path's weeks from the bookmark on, in week order."""
         path = self.partition_value(context, "path", "paths", "paths")

@@ -10,6 +10,8 @@ import threading
 import typing as t
 from collections.abc import Iterable, Iterator
 
+from typing_extensions import override
+
 from tap_kaon_insights.client import KaonStream
 from tap_kaon_insights.connector_common.concurrency import ordered_map
 from tap_kaon_insights.payloads import PayloadChecker, checked_weeks
@@ -66,6 +68,7 @@ class WeeklyStream(KaonStream):
         listed = self.kaon_tap.week_list.numbers(self)
         return [week for week in listed if week >= first and (last is None or week <= last)]
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
         """Fetch weeks with bounded concurrency, yield their rows in week order."""
         for week, payload in self.fetched_weeks(self.weeks_to_sync(context)):

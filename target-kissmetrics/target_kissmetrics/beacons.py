@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,7 +33,7 @@ KINDS = {"event": "e", "set": "s", "alias": "a"}
 # Singer metadata columns change on every run (received/batched at): sending them would defeat dedup.
 SINGER_METADATA_PREFIX = "_sdc_"
 _TEMPLATE_FIELD = re.compile(r"\{([^{}|]+)(?:\|([a-z_]+))?\}")
-_TEMPLATE_FILTERS = {"urldecode": unquote, "lower": str.lower, "upper": str.upper}
+_TEMPLATE_FILTERS: dict[str, Callable[[str], str]] = {"urldecode": unquote, "lower": str.lower, "upper": str.upper}
 
 
 class InvalidRecordError(ValueError):

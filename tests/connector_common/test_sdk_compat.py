@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 import backoff
 import pytest
-from singer_sdk import Stream, Tap
-from singer_sdk import typing as th
+from singer_sdk import Stream, Tap, typing as th
 from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
 

@@ -12,8 +12,9 @@ import requests
 from emulators.__main__ import build_parser
 from emulators.kahuna_data import KahunaDataset, dataset_from_options
 from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW_TEXT
 
-FIXED_NOW = "2026-11-18T15:30:00+00:00"  # tests/conftest.py FIXED_NOW: the clock of every started emulator
+FIXED_NOW = FIXED_NOW_TEXT
 SMALL_ARGS = ["--days", "5", "--logs-per-day", "120"]  # tests/conftest.py SMALL_DATA["kahuna"]
 SECRET, KEY = "kahuna-demo-secret", "kahuna-demo-key"
 AUTH = (SECRET, KEY)

@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 import requests
-from kahuna_client import YESTERDAY, StartEmulator, by_category, dataset, day_timestamp, post, read_pages
 
 from emulators.testing import EmulatorProcess
+from tests.emulators.kahuna_client import (
+    YESTERDAY,
+    StartEmulator,
+    by_category,
+    dataset,
+    day_timestamp,
+    post,
+    read_pages,
+)
 
 DAY = YESTERDAY.isoformat()
 WHOLE_DAY = {"timestamp": day_timestamp(YESTERDAY), "number_of_records": 1000, "categories_to_return": ["inapp"]}

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-from kahuna_client import (
+
+from emulators.kahuna_data import CATEGORIES, KahunaDataset
+from emulators.testing import EmulatorProcess
+from tests.emulators.kahuna_client import (
     AUTH,
     FIXED_NOW,
     KEY,
@@ -24,9 +27,6 @@ from kahuna_client import (
     post,
     read_pages,
 )
-
-from emulators.kahuna_data import CATEGORIES, KahunaDataset
-from emulators.testing import EmulatorProcess
 
 
 def first_cursor(emulator: EmulatorProcess, categories: list[str] | None = None, page_size: int = 5) -> str:

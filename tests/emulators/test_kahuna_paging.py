@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import requests
-from kahuna_client import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from tests.emulators.kahuna_client import (
     FIXED_NOW,
     YESTERDAY,
     StartEmulator,
@@ -20,9 +23,6 @@ from kahuna_client import (
     read_day_exactly_once,
     read_pages,
 )
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
 
 BIG_DAY = ["--logs-per-day", "3200", "--day-size-jitter", "0"]  # 3,201 in-app records a day (3,200 + the repeat)
 CHAIN = ["--records-cap", "chain"]

@@ -9,16 +9,15 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
-from hypothesis import given
-from hypothesis import strategies as st
-from KISSmetrics import Client as OfficialClient
-from KISSmetrics import request as official_request
+from hypothesis import given, strategies as st
+from KISSmetrics import Client as OfficialClient, request as official_request
 
 from emulators.kissmetrics import MAX_VALUE_CHARS, TRANSPARENT_GIF, decode_pairs
 from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW_TEXT
 
 KEY = "km-demo-key"
-FIXED_NOW = "2026-11-18T15:30:00+00:00"  # tests/conftest.py FIXED_NOW: the clock of every started emulator
+FIXED_NOW = FIXED_NOW_TEXT
 FIXED_NOW_UNIX = int(datetime.fromisoformat(FIXED_NOW).timestamp())
 StartEmulator = Callable[..., EmulatorProcess]
 

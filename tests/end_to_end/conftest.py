@@ -7,7 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from meltano_helpers import POSTGRES, POSTGRES_URL, PROJECT_ROOT, MeltanoProject
+
+from tests.end_to_end.meltano_helpers import POSTGRES, POSTGRES_URL, PROJECT_ROOT, MeltanoProject
 
 
 @pytest.fixture

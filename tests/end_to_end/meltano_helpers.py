@@ -20,16 +20,14 @@ from typing import Any
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-# Records per stream the taps reported in a Meltano log: the demo's own reading of it.
-from demo import records_by_stream as record_counts  # noqa: F401 (re-exported to the tests)
-
 from emulators.kahuna_data import KahunaDataset
+
+# Records per stream the taps reported in a Meltano log: the demo's own reading of it.
+from scripts.demo import records_by_stream as record_counts  # noqa: F401 (re-exported to the tests)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
-FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 RUN_TIMEOUT_SECONDS = 300
 # The server `make postgres` starts (scripts/postgres.sh): meltano.yml's dev values, or the KK_PG_* variables.
 POSTGRES = {
@@ -44,7 +42,6 @@ POSTGRES_URL = "postgresql://{user}:{password}@{host}:{port}/{database}".format(
 KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
 # The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
 EVENT_PREFIXES = {"inapp": "Kahuna in-app", "push": "Kahuna push", "email": "Kahuna email"}
-KAHUNA_STREAMS = {"inapp": "inapp_logs", "push": "push_logs", "email": "email_logs", "user_merge": "user_merge_logs"}
 
 
 @dataclass

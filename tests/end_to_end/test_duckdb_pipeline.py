@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import pytest
-from meltano_helpers import FIXED_NOW, KAHUNA_STREAMS, MeltanoProject, as_date, record_counts
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import MeltanoProject, as_date, record_counts
+from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS
 
 KAHUNA_DAYS = 5
 KAHUNA_LOGS_PER_DAY = 120

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from meltano_helpers import (
-    FIXED_NOW,
-    KAHUNA_STREAMS,
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import (
     MeltanoProject,
     as_date,
     expected_aliases,
@@ -16,9 +17,7 @@ from meltano_helpers import (
     kill_process_group,
     wait_for,
 )
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS
 
 KAHUNA_DAYS = 4
 KAHUNA_LOGS_PER_DAY = 200

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import psycopg
 import pytest
-from meltano_helpers import (
-    FIXED_NOW,
+
+from emulators.kaon_data import KaonDataset
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import (
     KAON_STREAMS,
     MeltanoProject,
     kill_process_group,
@@ -21,13 +21,16 @@ from meltano_helpers import (
     record_counts,
     wait_for,
 )
-
-from emulators.kaon_data import KaonDataset
-from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW
 
 # The expected rows of the tap's own tests: the same emulator data set (tests/conftest.py's SMALL_DATA).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
-from kaon_tap_helpers import dataset, expected_clicks, expected_path_hits, expected_weekly, listed_weeks
+from tests.tap_kaon_insights.kaon_tap_helpers import (
+    dataset,
+    expected_clicks,
+    expected_path_hits,
+    expected_weekly,
+    listed_weeks,
+)
 
 KAON_STATE_ID = "dev:tap-kaon-insights-to-target-duckdb"
 CLICKS_STATE_ID = "dev:tap-kaon-insights--clicks-to-target-kissmetrics--kaon-clicks"

@@ -10,18 +10,17 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from meltano_helpers import (
-    FIXED_NOW,
-    KAHUNA_STREAMS,
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import (
     MeltanoProject,
     as_date,
     expected_aliases,
     expected_events,
     primary_key_columns,
 )
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS
 
 KAHUNA_DAYS = 3
 KAHUNA_LOGS_PER_DAY = 60

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from meltano_helpers import PROJECT_ROOT, MeltanoProject
+
+from tests.end_to_end.meltano_helpers import PROJECT_ROOT, MeltanoProject
 
 pytestmark = pytest.mark.meltano
 

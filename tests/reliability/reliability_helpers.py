@@ -7,161 +7,36 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from emulators.testing import EmulatorProcess
+from tests.support.datasets import (
+    FIXED_NOW_TEXT,
+    KAHUNA_API_KEY,
+    KAHUNA_SECRET_KEY,
+    KAHUNA_SMALL,
+    KAHUNA_STREAMS,
+    KM_API_KEY,
+    SMALL_DATA,
+    kahuna_dataset,
+)
 
-BIN = Path(sys.executable).parent
-TAP_KAHUNA = str(BIN / "tap-kahuna-logs")
-TAP_KAON = str(BIN / "tap-kaon-insights")
-TARGET_KM = str(BIN / "target-kissmetrics")
-
-FIXED_NOW = "2026-11-18T15:30:00+00:00"  # tests/conftest.py FIXED_NOW
-KAHUNA_DAYS = 5
-KAHUNA_LOGS_PER_DAY = 120
-KAHUNA_SECRET = "kahuna-demo-secret"  # noqa: S105 (the emulator's demo credential)
-KAHUNA_KEY = "kahuna-demo-key"
-KAHUNA_STREAMS = {"inapp": "inapp_logs", "push": "push_logs", "email": "email_logs", "user_merge": "user_merge_logs"}
-KM_KEY = "km-demo-key"
+FIXED_NOW = FIXED_NOW_TEXT
+KAHUNA_DAYS = KAHUNA_SMALL["days"]
+KAHUNA_SECRET = KAHUNA_SECRET_KEY
+KAHUNA_KEY = KAHUNA_API_KEY
+KM_KEY = KM_API_KEY
 
 # Canary secrets: distinctive, and full of characters that URL-encoding and Basic auth transform.
 CANARY_API_KEY = "canary-APIKEY-7f3a+/=Q9"
 CANARY_SECRET_KEY = "canary-SECRET-2b8c+/=Z4"  # noqa: S105 (a canary, not a credential)
 CANARY_KM_KEY = "canary-KMKEY-5d1e+/=W6"
-
-PROCESS_TIMEOUT = 240  # generous: a run that hangs fails the test instead of the suite
-
-
-@dataclass
-class Run:
-    """What one plugin run printed, with its Singer messages parsed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        """The RECORD messages, in order."""
-        return [m for m in self.messages if m.get("type") == "RECORD"]
-
-    @property
-    def states(self) -> list[dict[str, Any]]:
-        """The STATE values, in order (a target writes bare STATE messages too)."""
-        return [m["value"] for m in self.messages if m.get("type") == "STATE"]
-
-    @property
-    def target_states(self) -> list[dict[str, Any]]:
-        """The state values a target wrote: bare JSON objects, one a line."""
-        return [m for m in self.messages if "type" not in m]
-
-    @property
-    def last_state(self) -> dict[str, Any] | None:
-        """The last STATE value, or None."""
-        return self.states[-1] if self.states else None
-
-
-def parse_messages(stdout: str) -> list[dict[str, Any]]:
-    """Singer messages from a plugin's stdout (every line must be JSON)."""
-    return [json.loads(line) for line in json_lines(stdout)]
-
-
-def json_lines(text: str) -> list[str]:
-    """Non-empty lines split on "\\n" only (``str.splitlines`` also splits on U+0085 and U+2028 inside JSON strings)."""
-    return [line for line in text.split("\n") if line.strip()]
-
-
-def write_json(path: Path, value: Any) -> Path:
-    """Write ``value`` as JSON and return the path."""
-    path.write_text(json.dumps(value))
-    return path
-
-
-def run_plugin(
-    executable: str,
-    config: dict[str, Any],
-    workdir: Path,
-    *,
-    state: dict[str, Any] | None = None,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-    args: tuple[str, ...] = (),
-    timeout: float = PROCESS_TIMEOUT,
-) -> Run:
-    """Run a plugin's real CLI in ``workdir`` with a config file (and state file) and parse its stdout."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    serial = len(list(workdir.glob("config-*.json")))
-    command = [executable, "--config", str(write_json(workdir / f"config-{serial}.json", config)), *args]
-    if state is not None:
-        command += ["--state", str(write_json(workdir / f"state-{serial}.json", state))]
-    completed = subprocess.run(
-        command,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=workdir,
-        env={**os.environ, **(env or {})},
-    )
-    messages = parse_messages(completed.stdout) if completed.returncode == 0 else _parse_prefix(completed.stdout)
-    return Run(completed.returncode, completed.stdout, completed.stderr, messages)
-
-
-def _parse_prefix(stdout: str) -> list[dict[str, Any]]:
-    """Messages of a failed run: every complete JSON line (a killed process may leave half a line)."""
-    messages = []
-    for line in json_lines(stdout):
-        try:
-            messages.append(json.loads(line))
-        except ValueError:
-            break
-    return messages
-
-
-def run_tap_killed(
-    executable: str,
-    config: dict[str, Any],
-    workdir: Path,
-    *,
-    state: dict[str, Any] | None,
-    kill_after_lines: int,
-    args: tuple[str, ...] = (),
-) -> Run:
-    """Run a tap and ``kill -9`` it once ``kill_after_lines`` stdout lines were read (or let it finish first).
-
-    The lines read are what a downstream target would have received; what sat in the pipe is lost.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    serial = len(list(workdir.glob("config-*.json")))
-    command = [executable, "--config", str(write_json(workdir / f"config-{serial}.json", config)), *args]
-    if state is not None:
-        command += ["--state", str(write_json(workdir / f"state-{serial}.json", state))]
-    stderr_path = workdir / f"stderr-{serial}.txt"
-    with stderr_path.open("w") as stderr_file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file, text=True, cwd=workdir)
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if len(lines) >= kill_after_lines:
-                process.send_signal(signal.SIGKILL)
-                break
-        process.stdout.close()
-        returncode = process.wait(timeout=PROCESS_TIMEOUT)
-    return Run(returncode, "".join(lines), stderr_path.read_text(), _parse_prefix("".join(lines)))
 
 
 def closed_port() -> int:
@@ -206,18 +81,7 @@ def files_text(root: Path) -> dict[str, str]:
 
 def start_kahuna(*args: str) -> EmulatorProcess:
     """A Kahuna emulator with the small data set, frozen at FIXED_NOW (later args win)."""
-    return EmulatorProcess(
-        "kahuna", "--now", FIXED_NOW, "--days", str(KAHUNA_DAYS), "--logs-per-day", str(KAHUNA_LOGS_PER_DAY), *args
-    )
-
-
-def kahuna_dataset() -> Any:
-    """The Kahuna emulator's deterministic data at FIXED_NOW."""
-    from emulators.kahuna_data import KahunaDataset
-
-    return KahunaDataset(
-        seed=42, now=datetime.fromisoformat(FIXED_NOW), days=KAHUNA_DAYS, logs_per_day=KAHUNA_LOGS_PER_DAY, env="p"
-    )
+    return EmulatorProcess("kahuna", "--now", FIXED_NOW, *SMALL_DATA["kahuna"], *args)
 
 
 def kahuna_config(emulator_url: str, *, days: int = KAHUNA_DAYS, **overrides: Any) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import TAP_KAHUNA, Run, kahuna_config, kahuna_dataset, run_plugin, start_kahuna
 
 from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import kahuna_config, kahuna_dataset, start_kahuna
+from tests.support.cli import TAP_KAHUNA, PluginRun, run_plugin
 
 #: case -> the emulator's corruption rule (kind and options) applied to the in-app page
 KINDS: dict[str, dict[str, Any]] = {
@@ -36,7 +37,7 @@ def kahuna() -> Iterator[EmulatorProcess]:
     emulator.stop()
 
 
-def run_with_broken_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> tuple[Run, list[date]]:
+def run_with_broken_day(kahuna: EmulatorProcess, tmp_path: Path, kind: str) -> tuple[PluginRun, list[date]]:
     """Read three days of in-app logs from an emulator that breaks the middle day's first page."""
     days = kahuna_dataset().days[-3:]
     kahuna.clear_corruptions()
@@ -55,7 +56,7 @@ def test_kahuna_bad_answer_stops_the_run_with_no_state_past_the_day_before(
     broken_day = days[1].isoformat()
 
     assert run.returncode != 0, f"a broken answer ({kind}) was accepted"
-    emitted_days = {message["record"]["log_date"] for message in run.records}
+    emitted_days = {message["record"]["log_date"] for message in run.record_messages}
     assert emitted_days == {days[0].isoformat()}, f"days emitted: {emitted_days}"
     for state in run.states:
         bookmark = state.get("bookmarks", {}).get("inapp_logs", {})

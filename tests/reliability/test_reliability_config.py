@@ -17,19 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
-    KM_KEY,
-    TAP_KAHUNA,
-    TAP_KAON,
-    TARGET_KM,
-    event_messages,
-    kahuna_config,
-    run_plugin,
-    singer_text,
-    start_kahuna,
-)
 
 from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import KM_KEY, event_messages, kahuna_config, singer_text, start_kahuna
+from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, run_plugin
 
 SDK_STANDARD = {
     "stream_maps",
@@ -187,7 +178,7 @@ def test_bad_setting_is_a_clear_error_before_any_request(
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
     error_lines = [line for line in run.stderr.splitlines() if "ERROR" in line]
     assert any(setting in line for line in error_lines), f"no ERROR line names {setting}: {error_lines}"
-    assert not run.records
+    assert not run.record_messages
     assert kahuna.requests() == []
     assert kissmetrics.control("stats")["raw"]["total"] == 0
     assert kaon_listener.connections == connections_before

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import (
-    TAP_KAHUNA,
-    TARGET_KM,
+
+from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import (
     dedup_events,
     event_messages,
     expected_events,
@@ -21,12 +21,10 @@ from reliability_helpers import (
     kahuna_keys_by_stream,
     km_config,
     raw_event_beacons,
-    run_plugin,
     singer_text,
     start_kahuna,
 )
-
-from emulators.testing import EmulatorProcess
+from tests.support.cli import TAP_KAHUNA, TARGET_KM, run_plugin
 
 # (fault knobs, config overrides): slow bodies pause 1.2 s mid-body against a 2 s read timeout.
 KAHUNA_FAULTS = {
@@ -80,7 +78,7 @@ def test_kahuna_tap_delivers_every_record_once_under_faults(
     run = run_plugin(TAP_KAHUNA, config, tmp_path)
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert_exactly_once(run.records, expected_kahuna_keys(days=2, categories=("inapp", "user_merge")))
+    assert_exactly_once(run.record_messages, expected_kahuna_keys(days=2, categories=("inapp", "user_merge")))
     statuses = Counter(str(entry.get("status")) for entry in clean_kahuna.requests())
     injected = {"error_rate": {"500", "503"}, "drop_rate": {"dropped"}, "rate_limit_rate": {"429"}}
     for knob, seen in injected.items():
@@ -96,7 +94,7 @@ def test_kahuna_tap_survives_random_cursor_expiry(clean_kahuna: EmulatorProcess,
     run = run_plugin(TAP_KAHUNA, config, tmp_path)
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert_exactly_once(run.records, expected_kahuna_keys(days=2, categories=("push", "email")))
+    assert_exactly_once(run.record_messages, expected_kahuna_keys(days=2, categories=("push", "email")))
     assert clean_kahuna.control("kahuna/cursors")["expired_answers"] > 0
 
 

@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
-    CANARY_API_KEY,
-    TAP_KAON,
-    Run,
-    assert_no_secret,
-    files_text,
-    run_plugin,
-    run_tap_killed,
-    upsert,
-    write_json,
-)
 
 from emulators.testing import EmulatorProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
-from kaon_tap_helpers import (
-    FIXED_NOW_TEXT,
+from tests.reliability.reliability_helpers import CANARY_API_KEY, assert_no_secret, files_text, upsert
+from tests.support.cli import TAP_KAON, PluginRun, run_plugin, run_plugin_killed, write_json
+from tests.support.datasets import FIXED_NOW_TEXT
+from tests.tap_kaon_insights.kaon_tap_helpers import (
     SMALL_ARGS,
     catalog_for,
     dataset,
@@ -90,8 +78,8 @@ def expected_keys(config: dict[str, Any]) -> dict[str, set[tuple]]:
     return {stream: {tuple(row[k] for k in KEYS[stream]) for row in rows} for stream, rows in expected.items()}
 
 
-def run_kaon(config: dict[str, Any], workdir: Path, **kwargs: Any) -> Run:
-    """Run the tap with the reliability streams selected."""
+def run_kaon(config: dict[str, Any], workdir: Path, **kwargs: Any) -> PluginRun:
+    """PluginRun the tap with the reliability streams selected."""
     workdir.mkdir(parents=True, exist_ok=True)
     catalog = write_json(workdir / "catalog.json", catalog_for(STREAMS))
     return run_plugin(TAP_KAON, config, workdir, args=("--catalog", str(catalog)), **kwargs)
@@ -117,7 +105,7 @@ def test_kaon_tap_delivers_every_record_once_under_faults(
     assert run.returncode == 0, run.stderr[-3000:]
     expected = expected_keys(config)
     for stream in STREAMS:
-        emitted = [tuple(m["record"][k] for k in KEYS[stream]) for m in run.records if m["stream"] == stream]
+        emitted = [tuple(m["record"][k] for k in KEYS[stream]) for m in run.record_messages if m["stream"] == stream]
         assert not [key for key, n in Counter(emitted).items() if n > 1], f"{stream}: keys emitted twice"
         assert set(emitted) == expected[stream], f"{stream}: {len(set(emitted) ^ expected[stream])} keys differ"
     statuses = {str(entry.get("status")) for entry in clean_kaon.requests()}
@@ -145,7 +133,7 @@ def test_kaon_tap_killed_at_random_points_resumes_without_loss(
     kills = 0
     for attempt in range(4):
         kill_after = rng.randint(2, total) if attempt < 3 else 10**9
-        run = run_tap_killed(
+        run = run_plugin_killed(
             TAP_KAON,
             config,
             tmp_path / f"run-{attempt}",
@@ -158,7 +146,7 @@ def test_kaon_tap_killed_at_random_points_resumes_without_loss(
             records, committed_state = committed_part(run.messages)
         else:
             assert run.returncode == 0, run.stderr[-3000:]
-            records, committed_state = run.records, run.last_state
+            records, committed_state = run.record_messages, run.last_state
         for stream in STREAMS:
             upsert(warehouse, [m for m in records if m["stream"] == stream], KEYS[stream])
         state = committed_state or state
@@ -195,7 +183,7 @@ def test_kaon_bad_answer_names_endpoint_and_week_and_keeps_state_before_it(
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     errors = [line for line in run.stderr.split("\n") if "| ERROR" in line]
     assert any(endpoint in line and str(broken_week) in line for line in errors), errors
-    weeks = {m["record"]["week"] for m in run.records}
+    weeks = {m["record"]["week"] for m in run.record_messages}
     assert weeks == set(range(data.current_week - 4, broken_week)), f"weeks emitted: {sorted(weeks)}"
     for state in run.states:
         bookmark = state.get("bookmarks", {}).get(stream, {})
@@ -210,7 +198,7 @@ def test_kaon_tap_with_default_lists_runs_clean(clean_kaon: EmulatorProcess, tmp
 
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     assert run.returncode == 0, run.stderr[-3000:]
-    assert {m["stream"] for m in run.records} >= {"weeks", "engagement", "devices"}
+    assert {m["stream"] for m in run.record_messages} >= {"weeks", "engagement", "devices"}
 
 
 # --- secrets --------------------------------------------------------------------------------------------------
@@ -234,7 +222,7 @@ def test_kaon_success_and_403_leak_no_secret(kaon_canary: EmulatorProcess, tmp_p
 
     if path == "success_with_retries":
         assert run.returncode == 0, run.stderr[-2000:]
-        assert run.records
+        assert run.record_messages
     else:
         assert run.returncode != 0
         assert "api_key" in run.stderr

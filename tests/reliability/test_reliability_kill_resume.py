@@ -14,28 +14,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import (
-    PROCESS_TIMEOUT,
-    TAP_KAHUNA,
-    TARGET_KM,
+
+from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import (
     dedup_events,
     event_messages,
     expected_events,
     expected_kahuna_keys,
-    json_lines,
     kahuna_config,
     km_config,
     messages_after,
     raw_event_beacons,
-    run_tap_killed,
     singer_text,
     start_kahuna,
     upsert,
     wait_until,
-    write_json,
 )
-
-from emulators.testing import EmulatorProcess
+from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TARGET_KM, json_lines, run_plugin_killed, write_json
 
 SEEDS = (1, 2, 3)
 KILLS_PER_SEED = 3
@@ -72,13 +67,15 @@ def test_kahuna_tap_killed_at_random_points_resumes_without_loss(
     kills = 0
     for attempt in range(KILLS_PER_SEED + 1):
         kill_after = rng.randint(2, total_records) if attempt < KILLS_PER_SEED else 10**9
-        run = run_tap_killed(TAP_KAHUNA, config, tmp_path / f"run-{attempt}", state=state, kill_after_lines=kill_after)
+        run = run_plugin_killed(
+            TAP_KAHUNA, config, tmp_path / f"run-{attempt}", state=state, kill_after_lines=kill_after
+        )
         if run.returncode == -signal.SIGKILL:
             kills += 1
             records, committed_state = committed_part(run.messages)
         else:
             assert run.returncode == 0, run.stderr[-3000:]
-            records, committed_state = run.records, run.last_state
+            records, committed_state = run.record_messages, run.last_state
         upsert(warehouse, records, ("log_date", "log_position"))
         state = committed_state or state
     assert kills >= 1, "no run was killed: the kill points are too late for this data"

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import PROJECT_ROOT, MeltanoProject
+from tests.reliability.reliability_helpers import (
     CANARY_API_KEY,
     CANARY_KM_KEY,
     CANARY_SECRET_KEY,
     assert_no_secret,
     kahuna_dataset,
 )
-
-from emulators.testing import EmulatorProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "end_to_end"))
-from meltano_helpers import PROJECT_ROOT, MeltanoProject
 
 CANARIES = [CANARY_API_KEY, CANARY_SECRET_KEY, CANARY_KM_KEY]
 

@@ -14,33 +14,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import (
     CANARY_API_KEY,
     CANARY_KM_KEY,
     CANARY_SECRET_KEY,
-    TAP_KAHUNA,
-    TAP_KAON,
-    TARGET_KM,
-    Run,
     assert_no_secret,
     closed_port,
     event_messages,
     files_text,
-    json_lines,
     kahuna_config,
     km_config,
-    run_plugin,
     singer_text,
     start_kahuna,
 )
-
-from emulators.testing import EmulatorProcess
+from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, PluginRun, json_lines, run_plugin
 
 DEBUG = {"LOGLEVEL": "DEBUG"}
 KAHUNA_SECRETS = [CANARY_API_KEY, CANARY_SECRET_KEY]
 
 
-def assert_canary_nowhere(run: Run, workdir: Path, secrets: list[str]) -> None:
+def assert_canary_nowhere(run: PluginRun, workdir: Path, secrets: list[str]) -> None:
     """No form of the secrets in stdout, stderr or any file the run wrote (its config excepted)."""
     assert_no_secret(run.stdout, secrets, "stdout")
     assert_no_secret(run.stderr, secrets, "stderr")
@@ -48,7 +43,7 @@ def assert_canary_nowhere(run: Run, workdir: Path, secrets: list[str]) -> None:
         assert_no_secret(text, secrets, path)
 
 
-def assert_debug_logging_was_on(run: Run) -> None:
+def assert_debug_logging_was_on(run: PluginRun) -> None:
     """The DEBUG path really ran: urllib3's DEBUG lines (which carry URLs with their query) are in stderr."""
     assert "DEBUG" in run.stderr, run.stderr[-2000:]
     assert "urllib3.connectionpool" in run.stderr, run.stderr[-2000:]
@@ -91,7 +86,7 @@ def test_kahuna_success_with_retries_and_state_leaks_no_secret(kahuna_canary: Em
     (tmp_path / "state.json").write_text(json.dumps(run.last_state))
 
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.records
+    assert run.record_messages
     assert "Retrying" in run.stderr or "retry" in run.stderr.lower()
     assert_debug_logging_was_on(run)
     assert_canary_nowhere(run, tmp_path, KAHUNA_SECRETS)

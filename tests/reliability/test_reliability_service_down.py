@@ -6,17 +6,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from reliability_helpers import (
-    PROCESS_TIMEOUT,
-    TAP_KAHUNA,
-    TAP_KAON,
-    TARGET_KM,
+
+from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import (
     closed_port,
     dedup_events,
     event_messages,
@@ -25,18 +22,13 @@ from reliability_helpers import (
     kahuna_config,
     kahuna_keys_by_stream,
     km_config,
-    parse_messages,
-    run_plugin,
     singer_text,
     start_kahuna,
     wait_until,
-    write_json,
 )
-
-from emulators.testing import EmulatorProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
-from kaon_tap_helpers import FIXED_NOW_TEXT, SMALL_ARGS, dataset, expected_weekly, listed_weeks
+from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TAP_KAON, TARGET_KM, parse_messages, run_plugin, write_json
+from tests.support.datasets import FIXED_NOW_TEXT
+from tests.tap_kaon_insights.kaon_tap_helpers import SMALL_ARGS, dataset, expected_weekly, listed_weeks
 
 
 def assert_one_clear_error(stderr: str, *phrases: str) -> None:
@@ -56,7 +48,7 @@ def test_kahuna_tap_with_connection_refused_stops_with_a_clear_message(tmp_path:
 
     assert run.returncode != 0
     assert_one_clear_error(run.stderr, "cannot connect", "api_url")
-    assert not run.records
+    assert not run.record_messages
     assert all(
         "day_records_emitted" not in str(state) or "day_records_emitted': 0" in str(state) for state in run.states
     )
@@ -76,7 +68,7 @@ def test_kaon_tap_with_connection_refused_stops_with_a_clear_message(tmp_path: P
 
     assert run.returncode != 0
     assert_one_clear_error(run.stderr, "connect")
-    assert not run.records
+    assert not run.record_messages
     assert not [state for state in run.states if state.get("bookmarks")], run.states
 
 
@@ -116,7 +108,7 @@ def covered_keys(state: dict, start: date, expected: dict[str, dict]) -> dict[st
 def run_tap_into_outage(
     tap: str, config: dict, emulator: EmulatorProcess, workdir: Path, *, after_lines: int, status: int
 ) -> tuple[int, list[dict], str]:
-    """Run a tap; once it has written ``after_lines`` lines the service answers only ``status``.
+    """PluginRun a tap; once it has written ``after_lines`` lines the service answers only ``status``.
 
     Returns the exit code, the messages written and stderr; the emulator's faults are off again afterwards.
     """

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import simplejson  # singer-sdk's own JSON library: writes Decimal as a JSON number
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from reliability_helpers import KM_KEY, TARGET_KM, json_lines, km_config, run_plugin
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from emulators.testing import EmulatorProcess
+from tests.reliability.reliability_helpers import KM_KEY, km_config
+from tests.support.cli import TARGET_KM, json_lines, run_plugin
 
 RESERVED = {"person", "event", "timestamp", "rid"}
 TIMESTAMP = "2026-11-18T15:30:00+00:00"

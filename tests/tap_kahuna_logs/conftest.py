@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kahuna_helpers import NOW, TapRun, run_cli, start_kahuna
 
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun, run_plugin
+from tests.tap_kahuna_logs.kahuna_helpers import NOW, TAP, start_kahuna
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,10 @@ def clean_emulator(kahuna: EmulatorProcess) -> EmulatorProcess:
 
 
 @pytest.fixture
-def run_tap(tmp_path: Path) -> Callable[..., TapRun]:
+def run_tap(tmp_path: Path) -> Callable[..., PluginRun]:
     """``run_tap(config, state=None, env=None, args=())`` runs the real CLI in this test's tmp dir."""
-    return partial(run_cli, tmp_path)
+
+    def run(config: dict, **options: Any) -> PluginRun:
+        return run_plugin(TAP, config, tmp_path, **options)
+
+    return run

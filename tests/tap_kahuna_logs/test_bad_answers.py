@@ -11,9 +11,10 @@ from datetime import date
 from typing import Any
 
 import pytest
-from kahuna_helpers import STREAMS, TapRun, base_config, dataset, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, dataset, expected_rows, keys
 
 #: Three complete days; the middle one gets the bad answer.
 DAYS = dataset().days[-4:-1]
@@ -71,27 +72,22 @@ def broken_pages(emulator: EmulatorProcess) -> list[tuple[date, int]]:
     ]
 
 
-def error_lines(run: TapRun) -> list[str]:
-    """The ERROR lines the run logged."""
-    return [line for line in run.stderr.splitlines() if "| ERROR" in line]
-
-
 def expected_keys(category: str, days: list[date]) -> list[tuple[str, int]]:
     """The keys the emulator holds for ``category`` on ``days``, in order."""
     return [(d, p) for d, p, _ in expected_rows(category, days=days)]
 
 
-def assert_stopped_on_broken_day(run: TapRun, category: str, phrase: str) -> None:
+def assert_stopped_on_broken_day(run: PluginRun, category: str, phrase: str) -> None:
     """Exit 1, one ERROR line naming the API, the category, the day and the problem, no traceback."""
     assert run.returncode == 1, run.stderr[-3000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
-    errors = error_lines(run)
+    errors = run.error_lines
     assert len(errors) == 1, errors
     assert f"Kahuna Logs API sent a bad answer for {category} logs of UTC day {BROKEN_DAY.isoformat()}" in errors[0]
     assert phrase in errors[0], errors[0]
 
 
-def assert_no_state_past_the_day_before(run: TapRun, stream: str) -> None:
+def assert_no_state_past_the_day_before(run: PluginRun, stream: str) -> None:
     """Every bookmark of ``stream`` stays at or before the first day (complete), never inside the broken day."""
     bookmarks = [state["bookmarks"][stream] for state in run.states if stream in state.get("bookmarks", {})]
     assert bookmarks, "the first day's STATE was emitted"
@@ -103,7 +99,7 @@ def assert_no_state_past_the_day_before(run: TapRun, stream: str) -> None:
 
 @pytest.mark.parametrize("kind", list(BAD_ANSWERS))
 def test_bad_first_page_stops_with_the_day_named_and_no_state_past_the_day_before(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], kind: str
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], kind: str
 ) -> None:
     rule, phrase = BAD_ANSWERS[kind]
     # The record and cursor edits need a page with records and a cursor: the first page of a day has both.
@@ -117,7 +113,7 @@ def test_bad_first_page_stops_with_the_day_named_and_no_state_past_the_day_befor
 
 
 def test_bad_cursor_page_with_parallel_days_emits_nothing_of_the_day(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     rule, phrase = BAD_ANSWERS["missing_category"]
     break_page(clean_emulator, "inapp", BROKEN_DAY, 2, rule)
@@ -130,7 +126,7 @@ def test_bad_cursor_page_with_parallel_days_emits_nothing_of_the_day(
 
 
 def test_rerun_after_a_bad_answer_delivers_every_record_once(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     config = {**base_config(clean_emulator), "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()}
     rule, _ = BAD_ANSWERS["only_more_records_false"]

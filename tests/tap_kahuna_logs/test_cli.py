@@ -7,9 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from kahuna_helpers import STREAMS, TAP, TapRun, base_config, expected_rows, keys
-
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, TAP, base_config, expected_rows, keys
 
 
 def discover(config: dict, tmp_path: Path) -> dict:
@@ -36,7 +36,7 @@ def test_discover_lists_four_streams_with_keys_and_bookmarks(clean_emulator: Emu
 
 
 def test_catalog_selection_reads_only_selected_streams(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], tmp_path: Path
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], tmp_path: Path
 ) -> None:
     catalog = discover(base_config(clean_emulator), tmp_path)
     for entry in catalog["streams"]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kahuna_helpers import STREAMS, TapRun, base_config, dataset, expected_rows, keys
-
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, dataset, expected_rows, keys
 
 
 def test_max_concurrency_4_and_1_give_identical_output(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     clean_emulator.set_faults(latency_ms=5.0)
     parallel = run_tap(base_config(clean_emulator, max_concurrency=4, page_size=11))
@@ -23,7 +23,7 @@ def test_max_concurrency_4_and_1_give_identical_output(
 
 
 def test_state_messages_follow_day_order_under_concurrency(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     run = run_tap(base_config(clean_emulator, max_concurrency=4, page_size=7, categories=["push"]))
     assert run.returncode == 0, run.stderr[-2000:]

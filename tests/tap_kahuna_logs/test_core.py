@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kahuna_helpers import API_KEY, NOW, SECRET_KEY, start_kahuna
 from singer_sdk.testing import get_tap_test_class
 
 from tap_kahuna_logs.tap import TapKahunaLogs
+from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, NOW, SECRET_KEY, start_kahuna
 
 # The emulator's URL is only known once it runs: the fixture below fills it in before any test syncs.
 CONFIG = {

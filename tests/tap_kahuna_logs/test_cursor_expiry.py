@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from kahuna_helpers import CATEGORIES, STREAMS, TapRun, base_config, dataset, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import CATEGORIES, STREAMS, base_config, dataset, expected_rows, keys
 
 HELD_MS = 400.0
 
@@ -22,7 +23,7 @@ def expired_cursor_answers(requests: list[dict]) -> list[int]:
     return [i for i, r in enumerate(requests) if r["status"] == 400 and "cursor" in (r.get("json") or {})]
 
 
-def assert_exact(run: TapRun, categories: tuple[str, ...] = CATEGORIES, days: list | None = None) -> None:
+def assert_exact(run: PluginRun, categories: tuple[str, ...] = CATEGORIES, days: list | None = None) -> None:
     """Exactly the dataset's records, each once, in order, with their timestamps."""
     assert run.returncode == 0, run.stderr[-3000:]
     for category in categories:
@@ -32,7 +33,7 @@ def assert_exact(run: TapRun, categories: tuple[str, ...] = CATEGORIES, days: li
         assert [r["timestamp"][:26].replace("T", " ") for r in records] == [raw["timestamp"] for *_, raw in rows]
 
 
-def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     clean_emulator.control("kahuna/cursors", {"expire_after_uses": 1})
     run = run_tap(base_config(clean_emulator, page_size=9))
     assert_exact(run)
@@ -44,7 +45,7 @@ def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Call
 
 @pytest.mark.parametrize("expiring_request", [1, 2, 3], ids=["first-cursor", "second-cursor", "third-cursor"])
 def test_cursor_expiring_at_a_given_page_restarts_the_day(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], expiring_request: int
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], expiring_request: int
 ) -> None:
     day = dataset().days[1]
     config = base_config(
@@ -67,7 +68,7 @@ def test_cursor_expiring_at_a_given_page_restarts_the_day(
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cursors_expiring_at_random_lose_and_repeat_nothing(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], seed: int
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], seed: int
 ) -> None:
     clean_emulator.control("kahuna/cursors", {"expire_rate": 0.2, "seed": seed})
     run = run_tap(base_config(clean_emulator, page_size=30, max_concurrency=1))
@@ -77,7 +78,7 @@ def test_cursors_expiring_at_random_lose_and_repeat_nothing(
 
 
 def test_every_cursor_expired_stops_with_one_clear_line(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     clean_emulator.control("kahuna/cursors", {"expire_rate": 1.0})
     run = run_tap(base_config(clean_emulator, page_size=5, categories=["inapp"]))

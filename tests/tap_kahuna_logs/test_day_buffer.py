@@ -8,10 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kahuna_helpers import API_KEY, NOW, SECRET_KEY, STREAMS, run_cli
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
+from tests.support.cli import run_plugin
+from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, NOW, SECRET_KEY, STREAMS, TAP
 
 DAYS = 2
 # ~7,700 in-app records a day: about 1.1 MB pickled, past a 1 MB buffer
@@ -59,8 +60,8 @@ def test_a_day_past_the_buffer_spills_to_disk_and_emits_the_same_records(
     big_days: EmulatorProcess, tmp_path: Path
 ) -> None:
     files_before = temporary_files()
-    spilled = run_cli(tmp_path / "spilled", config(big_days, day_buffer_mb=1))
-    in_memory = run_cli(tmp_path / "memory", config(big_days, day_buffer_mb=64))
+    spilled = run_plugin(TAP, config(big_days, day_buffer_mb=1), tmp_path / "spilled")
+    in_memory = run_plugin(TAP, config(big_days, day_buffer_mb=64), tmp_path / "memory")
 
     assert spilled.returncode == 0, spilled.stderr[-3000:]
     assert in_memory.returncode == 0, in_memory.stderr[-3000:]
@@ -83,7 +84,9 @@ def test_a_cursor_expiring_in_a_spilled_day_loses_and_repeats_nothing(
     big_days.reset()
     # the fourth cursor request of the run finds its cursor expired: a day restarts from 00:00 past the buffer
     big_days.control("kahuna/cursors", {"expire_at_uses": [4]})
-    run = run_cli(tmp_path, {**config(big_days, day_buffer_mb=1), "categories": ["inapp"], "max_concurrency": 1})
+    run = run_plugin(
+        TAP, {**config(big_days, day_buffer_mb=1), "categories": ["inapp"], "max_concurrency": 1}, tmp_path
+    )
     big_days.control("kahuna/cursors", {"expire_at_uses": []})
 
     assert run.returncode == 0, run.stderr[-3000:]

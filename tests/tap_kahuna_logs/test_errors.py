@@ -11,23 +11,19 @@ from pathlib import Path
 
 import pytest
 import requests
-from kahuna_helpers import CATEGORIES, STREAMS, TAP, TapRun, base_config, expected_rows, keys
 
 from emulators.testing import EmulatorProcess
 from tap_kahuna_logs.client import CursorExpiredError
 from tap_kahuna_logs.payloads import KahunaAPIError
 from tap_kahuna_logs.tap import TapKahunaLogs
+from tests.support.cli import PluginRun, parse_messages
+from tests.tap_kahuna_logs.kahuna_helpers import CATEGORIES, STREAMS, TAP, base_config, expected_rows, keys
 
 
-def error_lines(run: TapRun) -> list[str]:
-    """The ERROR lines the run logged."""
-    return [line for line in run.stderr.splitlines() if "| ERROR" in line]
-
-
-def assert_stopped_with(run: TapRun, *phrases: str) -> None:
+def assert_stopped_with(run: PluginRun, *phrases: str) -> None:
     """Exit 1, one ERROR line naming the cause, no traceback, no records."""
     assert run.returncode == 1, run.stderr[-3000:]
-    errors = error_lines(run)
+    errors = run.error_lines
     assert len(errors) == 1, errors
     for phrase in phrases:
         assert phrase in errors[0]
@@ -35,33 +31,33 @@ def assert_stopped_with(run: TapRun, *phrases: str) -> None:
     assert run.records == {}
 
 
-def assert_all_records(run: TapRun) -> None:
+def assert_all_records(run: PluginRun) -> None:
     """Exit 0 and exactly the dataset's records."""
     assert run.returncode == 0, run.stderr[-3000:]
     for category in CATEGORIES:
         assert keys(run.records[STREAMS[category]]) == [(d, p) for d, p, _ in expected_rows(category)]
 
 
-def test_401_says_check_the_keys(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_401_says_check_the_keys(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     run = run_tap(base_config(clean_emulator, api_key="wrong-api-key", max_concurrency=1))
     assert_stopped_with(run, "401", "check secret_key/api_key")
     assert [r["status"] for r in clean_emulator.requests()] == [401]
 
 
-def test_409_says_not_enabled(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_409_says_not_enabled(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     run = run_tap(base_config(clean_emulator, api_key="kahuna-not-enabled", max_concurrency=1))
     assert_stopped_with(run, "409", "these credentials are not enabled for the Logs API")
     assert [r["status"] for r in clean_emulator.requests()] == [409]
 
 
-def test_400_shows_error_and_detail(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_400_shows_error_and_detail(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     clean_emulator.set_faults(error_rate=1.0, error_statuses=[400])
     run = run_tap(base_config(clean_emulator, max_concurrency=1))
     assert_stopped_with(run, "400", "injected fault 400")
     assert [r["status"] for r in clean_emulator.requests()] == [400], "a 400 is not retried"
 
 
-def test_500_then_success_loses_nothing(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_500_then_success_loses_nothing(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     clean_emulator.set_faults(error_rate=0.15, error_statuses=[500, 503], seed=11)
     run = run_tap(base_config(clean_emulator, max_retries=8, page_size=40))
     assert_all_records(run)
@@ -70,7 +66,7 @@ def test_500_then_success_loses_nothing(clean_emulator: EmulatorProcess, run_tap
     assert "Retrying" in run.stderr
 
 
-def test_429_waits_what_retry_after_asks(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_429_waits_what_retry_after_asks(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     clean_emulator.set_faults(rate_limit_rate=0.2, retry_after_seconds=0.3, seed=5)
     run = run_tap(base_config(clean_emulator, max_retries=8, categories=["email"]))
     assert run.returncode == 0, run.stderr[-3000:]
@@ -81,7 +77,7 @@ def test_429_waits_what_retry_after_asks(clean_emulator: EmulatorProcess, run_ta
 
 
 def test_dropped_connections_then_success_lose_nothing(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     clean_emulator.set_faults(drop_rate=0.15, seed=3)
     run = run_tap(base_config(clean_emulator, max_retries=8, page_size=40))
@@ -106,11 +102,7 @@ def test_timeouts_are_retried_until_the_api_answers(clean_emulator: EmulatorProc
         if process.poll() is None:
             process.kill()
             process.communicate()
-    run = TapRun(process.returncode, stdout, stderr)
-    for line in stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            run.records.setdefault(message["stream"], []).append(message["record"])
+    run = PluginRun(process.returncode, stdout, stderr, parse_messages(stdout))
     assert_all_records(run)
     retried = [line for line in stderr.splitlines() if "Retrying" in line and "timed out" in line]
     assert retried, stderr[-3000:]
@@ -118,20 +110,24 @@ def test_timeouts_are_retried_until_the_api_answers(clean_emulator: EmulatorProc
     assert len(bodies) > len(set(bodies)), "a timed-out request was sent again"
 
 
-def test_timeouts_exhausted_stop_with_one_line(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_timeouts_exhausted_stop_with_one_line(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+) -> None:
     clean_emulator.set_faults(slow_body_ms=2500.0)
     run = run_tap(base_config(clean_emulator, request_timeout=1, max_retries=2, max_concurrency=1))
     assert_stopped_with(run, "did not answer within request_timeout (1 s)")
 
 
-def test_retries_exhausted_stop_with_one_line(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_retries_exhausted_stop_with_one_line(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+) -> None:
     clean_emulator.set_faults(error_rate=1.0, error_statuses=[503])
     run = run_tap(base_config(clean_emulator, max_retries=2, max_concurrency=1))
     assert_stopped_with(run, "503", "still failing after 2 retries")
     assert len(clean_emulator.requests()) == 3, "max_retries 2: the first try and 2 retries"
 
 
-def test_connection_refused_stops_with_one_line(run_tap: Callable[..., TapRun], free_port: int) -> None:
+def test_connection_refused_stops_with_one_line(run_tap: Callable[..., PluginRun], free_port: int) -> None:
     config = {
         "secret_key": "some-secret",
         "api_key": "some-api-key",
@@ -160,11 +156,11 @@ def test_connection_refused_stops_with_one_line(run_tap: Callable[..., TapRun], 
     ],
 )
 def test_bad_config_fails_before_any_request(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun], override: dict, phrase: str
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], override: dict, phrase: str
 ) -> None:
     run = run_tap(base_config(clean_emulator, **override))
     assert run.returncode == 1
-    assert any(phrase in line for line in error_lines(run)), run.stderr[-2000:]
+    assert any(phrase in line for line in run.error_lines), run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert clean_emulator.requests() == []
 

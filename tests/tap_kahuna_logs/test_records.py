@@ -6,19 +6,19 @@ import base64
 from collections.abc import Callable
 
 import pytest
-from kahuna_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun, run_plugin
+from tests.tap_kahuna_logs.kahuna_helpers import (
     API_KEY,
     CATEGORIES,
     SECRET_KEY,
     STREAMS,
-    TapRun,
+    TAP,
     base_config,
     expected_rows,
     keys,
-    run_cli,
 )
-
-from emulators.testing import EmulatorProcess
 
 KNOWN = {
     "inapp": {
@@ -98,7 +98,7 @@ def assert_matches_raw(category: str, record: dict, raw: dict) -> None:
         assert name not in record
 
 
-def assert_exact_rows(run: TapRun, category: str, **expected: object) -> None:
+def assert_exact_rows(run: PluginRun, category: str, **expected: object) -> None:
     """The stream holds exactly the dataset's records, in order, each once, with the documented key."""
     rows = expected_rows(category, **expected)  # type: ignore[arg-type]
     records = run.records.get(STREAMS[category], [])
@@ -108,21 +108,21 @@ def assert_exact_rows(run: TapRun, category: str, **expected: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def full_run(kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[TapRun, list[dict]]:
+def full_run(kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict]]:
     """One run over every category and day, and the requests it made."""
     kahuna.reset()
-    run = run_cli(tmp_path_factory.mktemp("full"), base_config(kahuna))
+    run = run_plugin(TAP, base_config(kahuna), tmp_path_factory.mktemp("full"))
     return run, kahuna.requests()
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
-def test_each_category_has_exactly_the_api_records(full_run: tuple[TapRun, list[dict]], category: str) -> None:
+def test_each_category_has_exactly_the_api_records(full_run: tuple[list[dict]], category: str) -> None:
     run, _ = full_run
     assert run.returncode == 0, run.stderr[-3000:]
     assert_exact_rows(run, category)
 
 
-def test_data_set_has_the_hard_cases(full_run: tuple[TapRun, list[dict]]) -> None:
+def test_data_set_has_the_hard_cases(full_run: tuple[list[dict]]) -> None:
     run, _ = full_run
     records = [record for stream in STREAMS.values() for record in run.records.get(stream, [])]
     times = [record["timestamp"] for record in records]
@@ -137,7 +137,7 @@ def test_data_set_has_the_hard_cases(full_run: tuple[TapRun, list[dict]]) -> Non
     ), "a value holding ':' is split on the first ':' only"
 
 
-def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: tuple[TapRun, list[dict]]) -> None:
+def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: tuple[list[dict]]) -> None:
     _, requests = full_run
     assert requests
     token = base64.b64encode(f"{SECRET_KEY}:{API_KEY}".encode()).decode()
@@ -156,14 +156,14 @@ def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: t
     assert categories == set(CATEGORIES)
 
 
-def test_user_merge_is_never_combined(full_run: tuple[TapRun, list[dict]]) -> None:
+def test_user_merge_is_never_combined(full_run: tuple[list[dict]]) -> None:
     _, requests = full_run
     merge_requests = [r for r in requests if "user_merge" in r["json"]["categories_to_return"]]
     assert merge_requests
     assert all(r["json"]["categories_to_return"] == ["user_merge"] for r in merge_requests)
 
 
-def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[TapRun, list[dict]]) -> None:
+def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[list[dict]]) -> None:
     run, _ = full_run
     bookmarks = run.final_state["bookmarks"]
     for category in CATEGORIES:
@@ -177,7 +177,7 @@ def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[Tap
     assert API_KEY not in text
 
 
-def test_selected_categories_only(clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_selected_categories_only(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     run = run_tap(base_config(clean_emulator, categories=["user_merge", "email"], environment="s"))
     assert run.returncode == 0, run.stderr[-3000:]
     assert set(run.records) == {"email_logs", "user_merge_logs"}

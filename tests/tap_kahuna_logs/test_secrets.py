@@ -7,9 +7,10 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-from kahuna_helpers import STREAMS, TapRun, base_config, start_kahuna
 
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, start_kahuna
 
 CANARY_SECRET = "canary-SECRET-5f3a+/="  # noqa: S105 (a canary, not a credential)
 CANARY_KEY = "canary-APIKEY-9d1c&x"
@@ -35,7 +36,7 @@ def forbidden_forms() -> list[str]:
     return sorted(forms)
 
 
-def assert_no_canary(run: TapRun) -> None:
+def assert_no_canary(run: PluginRun) -> None:
     """Nothing the run printed holds the canary."""
     for form in forbidden_forms():
         assert form not in run.stdout
@@ -48,7 +49,7 @@ def canary_config(emulator: EmulatorProcess, **overrides: object) -> dict:
 
 
 def test_full_run_at_debug_with_retries_leaks_nothing(
-    canary_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    canary_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     canary_emulator.set_faults(error_rate=0.1, drop_rate=0.05, seed=9)
     canary_emulator.control("kahuna/cursors", {"expire_rate": 0.1, "seed": 3})
@@ -62,7 +63,9 @@ def test_full_run_at_debug_with_retries_leaks_nothing(
     assert_no_canary(run)
 
 
-def test_auth_failure_at_debug_leaks_nothing(canary_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_auth_failure_at_debug_leaks_nothing(
+    canary_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+) -> None:
     canary_emulator.set_faults(error_rate=0.0, drop_rate=0.0)
     run = run_tap(canary_config(canary_emulator, api_key=CANARY_KEY + "-wrong"), env=DEBUG)
     assert run.returncode == 1
@@ -71,7 +74,7 @@ def test_auth_failure_at_debug_leaks_nothing(canary_emulator: EmulatorProcess, r
 
 
 def test_connection_refused_at_debug_leaks_nothing(
-    canary_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    canary_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -83,7 +86,7 @@ def test_connection_refused_at_debug_leaks_nothing(
     assert_no_canary(run)
 
 
-def test_bad_config_error_leaks_nothing(canary_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]) -> None:
+def test_bad_config_error_leaks_nothing(canary_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
     run = run_tap(canary_config(canary_emulator, page_size=5000, environment=CANARY_KEY), env=DEBUG)
     assert run.returncode == 1
     assert "page_size" in run.stderr

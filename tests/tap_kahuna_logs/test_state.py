@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kahuna_helpers import NOW, STREAMS, TapRun, base_config, dataset, expected_rows, keys
-
 from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import NOW, STREAMS, base_config, dataset, expected_rows, keys
 
 TODAY = "2026-11-18"
 
 
 def test_second_run_with_state_emits_nothing_new_and_reads_only_the_bookmark_day(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     first = run_tap(base_config(clean_emulator))
     assert first.returncode == 0, first.stderr[-3000:]
@@ -28,7 +28,7 @@ def test_second_run_with_state_emits_nothing_new_and_reads_only_the_bookmark_day
 
 
 def test_clock_advance_within_today_emits_only_todays_new_records(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     first = run_tap(base_config(clean_emulator))
     later = "2026-11-18T21:45:00+00:00"
@@ -50,7 +50,7 @@ def test_clock_advance_within_today_emits_only_todays_new_records(
 
 
 def test_clock_past_midnight_finishes_yesterday_then_reads_the_new_day(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     first = run_tap(base_config(clean_emulator))
     tomorrow_now = "2026-11-19T02:00:00+00:00"
@@ -69,7 +69,7 @@ def test_clock_past_midnight_finishes_yesterday_then_reads_the_new_day(
 
 
 def test_mid_day_bookmark_resumes_at_the_next_record(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     day = dataset().days[1].isoformat()
     state = {"bookmarks": {"inapp_logs": {"day": day, "day_records_emitted": 7}}}
@@ -80,7 +80,7 @@ def test_mid_day_bookmark_resumes_at_the_next_record(
 
 
 def test_killed_run_resumes_from_its_last_state_without_loss(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., TapRun]
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     clean_emulator.set_faults(error_rate=0.03, error_statuses=[500], seed=4)
     broken = run_tap(base_config(clean_emulator, max_retries=1, max_concurrency=1, page_size=5))

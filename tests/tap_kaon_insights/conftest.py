@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kaon_tap_helpers import FIXED_NOW_TEXT, SMALL_ARGS
 
 from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW_TEXT
+from tests.tap_kaon_insights.kaon_tap_helpers import SMALL_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Run the real ``tap-kaon-insights`` CLI and read its Singer output; build expected rows from the dataset."""
+"""Run tap-kaon-insights with a catalog of chosen streams; the expected rows of the emulator's dataset."""
 
 from __future__ import annotations
 
@@ -6,23 +6,21 @@ import copy
 import json
 import os
 import subprocess
-import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from tests.support.cli import TAP_KAON, PluginRun, run_plugin
+from tests.support.datasets import FIXED_NOW, KAON_API_KEY, KAON_CLIENT, SMALL_DATA, kaon_dataset
+
 if TYPE_CHECKING:
     from emulators.kaon_data import KaonDataset  # the unit tests run without the emulator
 
-REPO = Path(__file__).resolve().parents[2]
-TAP = str(Path(sys.executable).with_name("tap-kaon-insights"))
-FIXED_NOW_TEXT = "2026-11-18T15:30:00+00:00"  # as tests/conftest.py: week 776 is in progress
-FIXED_NOW = datetime.fromisoformat(FIXED_NOW_TEXT)
-API_KEY = "kaon-demo-key"
-CLIENT = "demo-client"
+TAP = TAP_KAON
+API_KEY = KAON_API_KEY
+CLIENT = KAON_CLIENT
 ALL_STREAMS = (
     "weeks",
     "engagement",
@@ -33,29 +31,7 @@ ALL_STREAMS = (
     "path_hits",
     "external_id_hits",
 )
-#: The small data set of tests/conftest.py, as dataset arguments.
-SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
-SMALL_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in SMALL.items()]
-
-
-@dataclass
-class TapRun:
-    """What one tap run printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    states: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def state(self) -> dict[str, Any]:
-        """The last STATE message's value."""
-        return self.states[-1]
-
-    def rows(self, stream: str) -> list[dict[str, Any]]:
-        """Records of one stream, in output order."""
-        return self.records.get(stream, [])
+SMALL_ARGS = SMALL_DATA["kaon"]
 
 
 def base_config(url: str, **overrides: Any) -> dict[str, Any]:
@@ -94,39 +70,14 @@ def run_tap(
     state: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
-) -> TapRun:
-    """Run the real CLI with ``config`` (and ``state``), selecting ``streams``; parse its messages."""
-    run_dir = Path(tmp_path) / f"run{len(list(Path(tmp_path).glob('run*')))}"
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(config))
-    (run_dir / "catalog.json").write_text(json.dumps(catalog_for(streams)))
-    command = [TAP, "--config", str(run_dir / "config.json"), "--catalog", str(run_dir / "catalog.json"), *args]
-    if state is not None:
-        (run_dir / "state.json").write_text(json.dumps(state))
-        command += ["--state", str(run_dir / "state.json")]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, check=False
-    )
-    run = TapRun(result.returncode, result.stdout, result.stderr)
-    for line in result.stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            run.records.setdefault(message["stream"], []).append(message["record"])
-        elif message["type"] == "STATE":
-            run.states.append(message["value"])
-    return run
-
-
-def error_lines(run: TapRun) -> list[str]:
-    """The ERROR/CRITICAL lines on stderr."""
-    return [line for line in run.stderr.splitlines() if "ERROR" in line or "CRITICAL" in line]
+) -> PluginRun:
+    """Run the real CLI with ``config`` (and ``state``), selecting ``streams``."""
+    return run_plugin(TAP, config, tmp_path, catalog=catalog_for(streams), state=state, env=env, args=args)
 
 
 def dataset(now: datetime = FIXED_NOW, **overrides: Any) -> KaonDataset:
     """The emulator's data for the test fixtures' knobs (plus ``overrides``)."""
-    from emulators.kaon_data import KaonDataset  # the unit tests run without the emulator
-
-    return KaonDataset(seed=42, client=CLIENT, now=now, **{**SMALL, **overrides})
+    return kaon_dataset(now, **overrides)
 
 
 def listed_weeks(data: KaonDataset, first: int | None = None) -> list[int]:

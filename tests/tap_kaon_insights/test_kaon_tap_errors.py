@@ -10,28 +10,27 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kaon_tap_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tests.support.cli import PluginRun
+from tests.tap_kaon_insights.kaon_tap_helpers import (
     SMALL_ARGS,
-    TapRun,
     base_config,
     dataset,
-    error_lines,
     expected_weekly,
     run_tap,
 )
-
-from emulators.testing import EmulatorProcess
 
 CANARY = "CANARY-kaon-k3y-7f19c2"
 DATA = dataset()
 
 
-def assert_one_clear_error(run: TapRun, *fragments: str) -> str:
+def assert_one_clear_error(run: PluginRun, *fragments: str) -> str:
     """The run failed with an error line holding every fragment, and no traceback."""
     assert run.returncode == 1, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
-    matching = [line for line in error_lines(run) if all(f in line for f in fragments)]
-    assert len(matching) == 1, error_lines(run)
+    matching = [line for line in run.error_lines if all(f in line for f in fragments)]
+    assert len(matching) == 1, run.error_lines
     return matching[0]
 
 
@@ -204,7 +203,7 @@ def test_canary_key_never_leaks(start_emulator: Callable[..., EmulatorProcess], 
         assert CANARY not in run.stdout
         assert CANARY not in run.stderr
         assert CANARY not in json.dumps(run.states)
-    for config_file in tmp_path.glob("run*/config.json"):
+    for config_file in tmp_path.glob("config-*.json"):
         assert CANARY in config_file.read_text(), "the canary was really used"
 
 

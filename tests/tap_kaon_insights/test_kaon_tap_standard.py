@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kaon_tap_helpers import API_KEY, CLIENT, dataset
 from singer_sdk.testing import get_tap_test_class
 
 from emulators.testing import EmulatorProcess
 from tap_kaon_insights.tap import TapKaonInsights
+from tests.tap_kaon_insights.kaon_tap_helpers import API_KEY, CLIENT, dataset
 
 DATA = dataset()
 #: The runner keeps this very dict: the module fixture points api_url at the emulator before any sync.

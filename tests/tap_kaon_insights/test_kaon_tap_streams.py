@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kaon_tap_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tap_kaon_insights.weeks import LANGUAGE_NAMES
+from tests.support.cli import PluginRun
+from tests.tap_kaon_insights.kaon_tap_helpers import (
     ALL_STREAMS,
     CLIENT,
     FIXED_NOW,
-    TapRun,
     base_config,
     dataset,
     expected_clicks,
@@ -21,9 +24,6 @@ from kaon_tap_helpers import (
     run_tap,
     without_languages_names,
 )
-
-from emulators.testing import EmulatorProcess
-from tap_kaon_insights.weeks import LANGUAGE_NAMES
 
 WEEKLY = ("weeks", "engagement", "devices", "countries", "languages", "hits")
 DATA = dataset()
@@ -42,7 +42,7 @@ def full_config(url: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def first_run(module_kaon: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> TapRun:
+def first_run(module_kaon: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> PluginRun:
     """One full run with no state (shared by the row tests)."""
     run = run_tap(tmp_path_factory.mktemp("first"), full_config(module_kaon.url))
     assert run.returncode == 0, run.stderr[-2000:]
@@ -56,7 +56,7 @@ def test_dataset_has_the_edge_cases_these_tests_rely_on() -> None:
 
 
 @pytest.mark.parametrize("stream", WEEKLY)
-def test_weekly_stream_rows_are_exact(first_run: TapRun, stream: str) -> None:
+def test_weekly_stream_rows_are_exact(first_run: PluginRun, stream: str) -> None:
     expected = expected_weekly(DATA, stream, listed_weeks(DATA, 417))
     rows = first_run.rows(stream)
     if stream == "languages":
@@ -66,19 +66,19 @@ def test_weekly_stream_rows_are_exact(first_run: TapRun, stream: str) -> None:
     assert rows == expected
 
 
-def test_only_the_last_listed_week_is_current(first_run: TapRun) -> None:
+def test_only_the_last_listed_week_is_current(first_run: PluginRun) -> None:
     current = [row["week"] for row in first_run.rows("weeks") if row["is_current"]]
     assert current == [776]
 
 
-def test_path_hits_take_each_paths_whole_history(first_run: TapRun) -> None:
+def test_path_hits_take_each_paths_whole_history(first_run: PluginRun) -> None:
     rows = first_run.rows("path_hits")
     for path in chosen_paths():
         assert [row for row in rows if row["path"] == path] == expected_path_hits(DATA, path)
     assert min(row["week"] for row in rows) < DATA.first_week, "history reaches back before the first full-data week"
 
 
-def test_external_id_hits_are_exact_once_each(first_run: TapRun) -> None:
+def test_external_id_hits_are_exact_once_each(first_run: PluginRun) -> None:
     rows = first_run.rows("external_id_hits")
     for external_id in DATA.external_id_names:
         assert [row for row in rows if row["external_id"] == external_id] == expected_clicks(DATA, external_id)
@@ -86,13 +86,13 @@ def test_external_id_hits_are_exact_once_each(first_run: TapRun) -> None:
     assert len(keys) == len(set(keys))
 
 
-def test_every_record_carries_the_client(first_run: TapRun) -> None:
+def test_every_record_carries_the_client(first_run: PluginRun) -> None:
     assert set(first_run.records) == set(ALL_STREAMS)
     assert {row["client"] for rows in first_run.records.values() for row in rows} == {CLIENT}
 
 
-def test_state_bookmarks_weeks_and_clicks(first_run: TapRun) -> None:
-    bookmarks = first_run.state["bookmarks"]
+def test_state_bookmarks_weeks_and_clicks(first_run: PluginRun) -> None:
+    bookmarks = first_run.final_state["bookmarks"]
     for stream in WEEKLY:
         assert bookmarks[stream]["replication_key_value"] == 776
     path_marks = {p["context"]["path"]: p["replication_key_value"] for p in bookmarks["path_hits"]["partitions"]}
@@ -104,9 +104,9 @@ def test_state_bookmarks_weeks_and_clicks(first_run: TapRun) -> None:
 
 
 def test_second_run_rereads_only_the_current_week(
-    module_kaon: EmulatorProcess, first_run: TapRun, tmp_path: Path
+    module_kaon: EmulatorProcess, first_run: PluginRun, tmp_path: Path
 ) -> None:
-    second = run_tap(tmp_path, full_config(module_kaon.url), state=first_run.state)
+    second = run_tap(tmp_path, full_config(module_kaon.url), state=first_run.final_state)
     assert second.returncode == 0, second.stderr[-2000:]
     for stream in WEEKLY:
         assert second.rows(stream) == first_run.rows(stream)[-len(second.rows(stream)) :]
@@ -115,7 +115,7 @@ def test_second_run_rereads_only_the_current_week(
         bookmark = max(r["week"] for r in first_run.rows("path_hits") if r["path"] == path)
         assert [r for r in second.rows("path_hits") if r["path"] == path] == expected_path_hits(DATA, path, bookmark)
     assert second.rows("external_id_hits") == []
-    assert second.state == first_run.state
+    assert second.final_state == first_run.final_state
 
 
 def test_a_new_week_after_the_clock_moves(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_a_new_week_after_the_clock_moves(start_emulator: Callable[..., Emulator
     first = run_tap(tmp_path, config)
     emulator.set_clock(advance_seconds=7 * 24 * 3600)
     later = DATA.at(FIXED_NOW.replace(day=25))
-    second = run_tap(tmp_path, config, state=first.state)
+    second = run_tap(tmp_path, config, state=first.final_state)
     assert second.returncode == 0, second.stderr[-2000:]
     for stream in WEEKLY:
         rows = second.rows(stream)
@@ -259,4 +259,4 @@ def test_identical_output_with_concurrency_8_and_1(module_kaon: EmulatorProcess,
     serial = run_tap(tmp_path, {**config, "max_concurrency": 1}, streams=streams)
     assert parallel.returncode == serial.returncode == 0
     assert parallel.records == serial.records
-    assert parallel.state == serial.state
+    assert parallel.final_state == serial.final_state

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from emulators.testing import EmulatorProcess
+from tests.support.cli import TARGET_KM, PluginRun, run_plugin
+from tests.support.datasets import KM_API_KEY
 
-TARGET_CLI = str(Path(sys.executable).with_name("target-kissmetrics"))
-API_KEY = "km-demo-key"
+TARGET_CLI = TARGET_KM
+API_KEY = KM_API_KEY
 
 
 def schema_message(stream: str, properties: dict[str, Any], key_properties: list[str] | None = None) -> dict:
@@ -43,9 +42,9 @@ def singer_lines(messages: list[dict]) -> str:
     return "".join(json.dumps(message) + "\n" for message in messages)
 
 
-def write_config(tmp_path: Path, emulator: EmulatorProcess | None, **settings: Any) -> Path:
-    """A config file pointing at the emulator, with a dead-letter file under ``tmp_path``."""
-    config = {
+def target_config(tmp_path: Path, emulator: EmulatorProcess | None, **settings: Any) -> dict[str, Any]:
+    """A config pointing at the emulator, with a dead-letter file under ``tmp_path``."""
+    return {
         "api_key": API_KEY,
         "dead_letter_path": str(tmp_path / "dead-letters.jsonl"),
         "backoff_base_seconds": 0.05,
@@ -53,35 +52,24 @@ def write_config(tmp_path: Path, emulator: EmulatorProcess | None, **settings: A
         **({"tracking_url": emulator.url} if emulator else {}),
         **settings,
     }
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return path
 
 
 def run_target(
-    config_path: Path, messages: list[dict] | str, *, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run the real ``target-kissmetrics`` CLI with the messages on stdin."""
+    tmp_path: Path,
+    config: dict[str, Any],
+    messages: list[dict] | str,
+    *,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> PluginRun:
+    """Run the real ``target-kissmetrics`` CLI in ``tmp_path`` with the messages on stdin."""
     text = messages if isinstance(messages, str) else singer_lines(messages)
-    return subprocess.run(
-        [TARGET_CLI, "--config", str(config_path)],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    return run_plugin(TARGET_CLI, config, tmp_path, stdin=text, env=env, timeout=timeout)
 
 
 def received_beacons(emulator: EmulatorProcess) -> list[dict[str, Any]]:
     """Every beacon the emulator received, oldest first."""
     return emulator.control("beacons?offset=0&limit=1000000")["beacons"]
-
-
-def emitted_states(stdout: str) -> list[dict]:
-    """The STATE values a target wrote on stdout."""
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
 def dead_letters(tmp_path: Path) -> list[dict]:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from KISSmetrics.query_string import create_query
-from km_target_helpers import (
+
+from emulators.testing import EmulatorProcess
+from tests.target_kissmetrics.km_target_helpers import (
     API_KEY,
     dead_letters,
-    emitted_states,
     received_beacons,
     record_message,
     run_target,
     schema_message,
     state_message,
-    write_config,
+    target_config,
 )
-
-from emulators.testing import EmulatorProcess
 
 StartEmulator = Callable[..., EmulatorProcess]
 JAN_1_2010 = 1262304000
@@ -63,7 +61,7 @@ def test_default_mappings_send_exact_event_set_and_alias_beacons(start_emulator:
         record_message("identities", {"person": "bob", "alias": "bob@bob.com"}),
         state_message({"bookmarks": {"signups": 1}}),
     ]
-    result = run_target(write_config(tmp_path, emulator), messages)
+    result = run_target(tmp_path, target_config(tmp_path, emulator), messages)
     assert result.returncode == 0, result.stderr
     beacons = received_beacons(emulator)
     assert params_of(beacons, "e") == [
@@ -74,7 +72,7 @@ def test_default_mappings_send_exact_event_set_and_alias_beacons(start_emulator:
     ]
     assert params_of(beacons, "a") == [official_params(person="bob", identity="bob@bob.com")]
     assert {beacon["method"] for beacon in beacons} == {"GET"}
-    assert emitted_states(result.stdout) == [{"bookmarks": {"signups": 1}}]
+    assert result.target_states == [{"bookmarks": {"signups": 1}}]
     view = emulator.control("dedup")
     assert view["events"] == [
         {"person": "bob", "event": "Signed Up", "time": JAN_1_2010, "properties": {"plan": "a+b & c"}}
@@ -146,7 +144,7 @@ def test_documented_project_mappings(start_emulator: StartEmulator, tmp_path: Pa
         "sequence_in_second": 1,
         "path": "%2Fproducts%2Fsofa%20bed",
     }
-    config = write_config(
+    config = target_config(
         tmp_path,
         emulator,
         streams={"inapp_logs": [KAHUNA_INAPP, KAHUNA_EMAIL_ALIASES], "external_id_hits": KAON_CLICKS},
@@ -157,7 +155,7 @@ def test_documented_project_mappings(start_emulator: StartEmulator, tmp_path: Pa
         schema_message("external_id_hits", clicks_schema, ["client", "external_id", "timestamp_unix"]),
         record_message("external_id_hits", click),
     ]
-    result = run_target(config, messages)
+    result = run_target(tmp_path, config, messages)
     assert result.returncode == 0, result.stderr
     beacons = received_beacons(emulator)
     inapp_time = int(datetime(2026, 11, 17, 9, 15, 2, tzinfo=timezone.utc).timestamp())
@@ -191,7 +189,7 @@ def test_invalid_records_go_to_dead_letters_and_the_rest_is_sent(start_emulator:
         {"id": 5, "person": "ok2", "event": "Good", "timestamp": 3},
     ]
     messages = [schema_message("events", schema, ["id"]), *(record_message("events", r) for r in records)]
-    result = run_target(write_config(tmp_path, emulator), messages)
+    result = run_target(tmp_path, target_config(tmp_path, emulator), messages)
     assert result.returncode == 0, result.stderr
     assert sorted(b["params"]["_p"] for b in received_beacons(emulator)) == ["ok", "ok2"]
     letters = dead_letters(tmp_path)
@@ -222,7 +220,9 @@ def test_fail_on_invalid_stops_with_one_clear_line(start_emulator: StartEmulator
         record_message("orders", {"order_id": "A3", "person": "q", "event": "Bought", "timestamp": 3}),
         state_message({"bookmarks": {"orders": "A3"}}),
     ]
-    result = run_target(write_config(tmp_path, emulator, fail_on_invalid=True, state_flush_seconds=0), messages)
+    result = run_target(
+        tmp_path, target_config(tmp_path, emulator, fail_on_invalid=True, state_flush_seconds=0), messages
+    )
     assert result.returncode == 1
     error_lines = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(error_lines) == 1
@@ -230,7 +230,7 @@ def test_fail_on_invalid_stops_with_one_clear_line(start_emulator: StartEmulator
     assert expected in error_lines[0]
     assert "Traceback" not in result.stderr
     assert [b["params"]["_p"] for b in received_beacons(emulator)] == ["p"]
-    assert emitted_states(result.stdout) == [{"bookmarks": {"orders": "A1"}}]
+    assert result.target_states == [{"bookmarks": {"orders": "A1"}}]
     assert dead_letters(tmp_path) == []
 
 
@@ -240,7 +240,7 @@ def test_dry_run_prints_redacted_urls_and_sends_nothing(start_emulator: StartEmu
         schema_message("e", {"person": STRING, "event": STRING, "timestamp": INTEGER}),
         record_message("e", {"person": "bob@x.com", "event": "Signed Up", "timestamp": JAN_1_2010}),
     ]
-    result = run_target(write_config(tmp_path, emulator, dry_run=True), messages)
+    result = run_target(tmp_path, target_config(tmp_path, emulator, dry_run=True), messages)
     assert result.returncode == 0, result.stderr
     (url,) = [line.removeprefix("DRY RUN ") for line in result.stderr.splitlines() if line.startswith("DRY RUN ")]
     assert url == f"{emulator.url}/e?_k=REDACTED&_p=bob%40x.com&_n=Signed%20Up&_t=1262304000&_d=1"
@@ -279,14 +279,14 @@ def test_retries_deliver_every_beacon_through_errors_drops_and_429s(
     start_emulator: StartEmulator, tmp_path: Path
 ) -> None:
     emulator = start_emulator("kissmetrics", "--error-rate", "0.3", "--retry-after", "0.1", "--fault-seed", "7")
-    result = run_target(write_config(tmp_path, emulator, max_retries=30), event_messages(300))
+    result = run_target(tmp_path, target_config(tmp_path, emulator, max_retries=30), event_messages(300))
     assert result.returncode == 0, result.stderr
     stats = emulator.control("stats")
     assert stats["raw"]["total"] == 300  # faulted requests never reach the beacon log
     assert sorted_events(emulator.control("dedup")) == expected_events(300)
     emulator.reset()
     emulator.set_faults(error_rate=0.1, drop_rate=0.1, rate_limit_rate=0.1)
-    result = run_target(write_config(tmp_path, emulator, max_retries=30), event_messages(200))
+    result = run_target(tmp_path, target_config(tmp_path, emulator, max_retries=30), event_messages(200))
     assert result.returncode == 0, result.stderr
     assert sorted_events(emulator.control("dedup")) == expected_events(200)
     retries = int(result.stderr.split(" retries")[0].rsplit(" ", 1)[1])
@@ -295,8 +295,8 @@ def test_retries_deliver_every_beacon_through_errors_drops_and_429s(
 
 def test_an_undeliverable_beacon_fails_the_run_without_state(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emulator = start_emulator("kissmetrics", "--error-rate", "1.0")
-    config = write_config(tmp_path, emulator, max_retries=2, state_flush_seconds=0)
-    result = run_target(config, event_messages(5, state_every=1))
+    config = target_config(tmp_path, emulator, max_retries=2, state_flush_seconds=0)
+    result = run_target(tmp_path, config, event_messages(5, state_every=1))
     assert result.returncode == 1
     assert result.stdout == ""
     error_lines = [line for line in result.stderr.splitlines() if "ERROR" in line]
@@ -306,26 +306,20 @@ def test_an_undeliverable_beacon_fails_the_run_without_state(start_emulator: Sta
 
 
 def test_plain_http_is_refused_off_loopback(tmp_path: Path) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"api_key": API_KEY, "tracking_url": "http://trk.kissmetrics.io"}))
-    result = run_target(config, [])
+    result = run_target(tmp_path, {"api_key": API_KEY, "tracking_url": "http://trk.kissmetrics.io"}, [])
     assert result.returncode == 1
     assert "tracking_url 'http://trk.kissmetrics.io' must use https" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_bad_settings_stop_with_one_clear_line(tmp_path: Path) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"api_key": API_KEY, "streams": {"orders": {"kind": "track"}}}))
-    result = run_target(config, [])
+    result = run_target(tmp_path, {"api_key": API_KEY, "streams": {"orders": {"kind": "track"}}}, [])
     assert result.returncode == 1
     assert "streams is invalid: streams.orders: unknown kind 'track': use one of event, set, alias" in result.stderr
-    config.write_text(json.dumps({"api_key": API_KEY, "streams": {"orders": [{"kind": "track"}]}}))
-    result = run_target(config, [])
+    result = run_target(tmp_path, {"api_key": API_KEY, "streams": {"orders": [{"kind": "track"}]}}, [])
     assert result.returncode == 1
     assert "streams is invalid: streams.orders: unknown kind 'track'" in result.stderr
-    config.write_text(json.dumps({"api_key": API_KEY, "tracking_url": "http://127.0.0.1:9", "max_concurrency": 0}))
-    result = run_target(config, [])
+    result = run_target(tmp_path, {"api_key": API_KEY, "tracking_url": "http://127.0.0.1:9", "max_concurrency": 0}, [])
     assert result.returncode == 1
     assert "max_concurrency must be 1 or more (got 0)" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,17 +6,16 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from km_target_helpers import (
+from connector_common.redaction import secret_variants
+from emulators.testing import EmulatorProcess
+from tests.target_kissmetrics.km_target_helpers import (
     received_beacons,
     record_message,
     run_target,
     schema_message,
     state_message,
-    write_config,
+    target_config,
 )
-
-from connector_common.redaction import secret_variants
-from emulators.testing import EmulatorProcess
 
 StartEmulator = Callable[..., EmulatorProcess]
 CANARY = "CANARY+k3y/=@secret"
@@ -52,7 +51,9 @@ def closed_port() -> int:
 
 def test_the_canary_key_is_sent_but_never_printed(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emulator = start_emulator("kissmetrics", "--api-key", CANARY, "--error-rate", "0.3", "--drop-rate", "0.1")
-    result = run_target(write_config(tmp_path, emulator, api_key=CANARY, max_retries=20), messages(), env=DEBUG)
+    result = run_target(
+        tmp_path, target_config(tmp_path, emulator, api_key=CANARY, max_retries=20), messages(), env=DEBUG
+    )
     assert result.returncode == 0, result.stderr
     assert [beacon["params"]["_k"] for beacon in received_beacons(emulator)] == [CANARY]
     assert emulator.control("dedup")["events"][0]["person"] == "p1"
@@ -63,10 +64,10 @@ def test_the_canary_key_is_sent_but_never_printed(start_emulator: StartEmulator,
 
 
 def test_the_canary_key_stays_out_of_connection_errors(tmp_path: Path) -> None:
-    config = write_config(
+    config = target_config(
         tmp_path, None, api_key=CANARY, tracking_url=f"http://127.0.0.1:{closed_port()}", max_retries=1
     )
-    result = run_target(config, messages(), env=DEBUG)
+    result = run_target(tmp_path, config, messages(), env=DEBUG)
     assert result.returncode == 1
     assert "was not delivered after 2 attempts (last: NewConnectionError" in result.stderr
     assert_no_canary(result.stdout, result.stderr, dead_letter_text(tmp_path))
@@ -76,17 +77,19 @@ def test_the_canary_key_stays_out_of_dry_runs_and_invalid_record_errors(
     start_emulator: StartEmulator, tmp_path: Path
 ) -> None:
     emulator = start_emulator("kissmetrics", "--api-key", CANARY)
-    dry = run_target(write_config(tmp_path, emulator, api_key=CANARY, dry_run=True), messages(), env=DEBUG)
+    dry = run_target(tmp_path, target_config(tmp_path, emulator, api_key=CANARY, dry_run=True), messages(), env=DEBUG)
     assert dry.returncode == 0, dry.stderr
     assert "DRY RUN " in dry.stderr
-    failing = run_target(write_config(tmp_path, emulator, api_key=CANARY, fail_on_invalid=True), messages(), env=DEBUG)
+    failing = run_target(
+        tmp_path, target_config(tmp_path, emulator, api_key=CANARY, fail_on_invalid=True), messages(), env=DEBUG
+    )
     assert failing.returncode == 1
     assert "invalid record in stream 'canary' with key {\"id\": 2}" in failing.stderr
     record_with_key = [
         schema_message("canary", SCHEMA, ["id"]),
         record_message("canary", {"id": 3, "person": "p", "event": "Seen", "timestamp": 3, "_note": CANARY}),
     ]
-    leaked = run_target(write_config(tmp_path, emulator, api_key=CANARY), record_with_key, env=DEBUG)
+    leaked = run_target(tmp_path, target_config(tmp_path, emulator, api_key=CANARY), record_with_key, env=DEBUG)
     assert leaked.returncode == 0, leaked.stderr
     assert "***REDACTED***" in dead_letter_text(tmp_path)
     assert_no_canary(dry.stdout, dry.stderr, failing.stdout, failing.stderr, leaked.stderr, dead_letter_text(tmp_path))

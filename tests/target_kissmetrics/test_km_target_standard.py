@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from km_target_helpers import API_KEY
 from singer_sdk.testing import get_target_test_class
 
 from emulators.testing import EmulatorProcess
 from target_kissmetrics.target import TargetKissmetrics
+from tests.support.datasets import FIXED_NOW_TEXT
+from tests.target_kissmetrics.km_target_helpers import API_KEY
 
-FIXED_NOW = "2026-11-18T15:30:00+00:00"
+FIXED_NOW = FIXED_NOW_TEXT
 #: The runner keeps this very dict: the module fixture points tracking_url at the emulator first.
 CONFIG = {
     "api_key": API_KEY,
