@@ -135,7 +135,6 @@ def test_malformed_bodies_name_endpoint_and_week(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"api_url": "http://insights.example.com/api"}, "must use https"),
         ({"api_url": "ftp://x/api"}, "not an http(s) URL"),
         ({"start_week": 700, "end_week": 600}, "end_week 600 is before start_week 700"),
         ({"max_concurrency": 0}, "max_concurrency must be 1 or more"),
