@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.cli import PluginRun
+from tests.support.cli import PluginRun, run_plugin
 from tests.tap_kaon_insights.kaon_tap_helpers import (
     SMALL_ARGS,
+    TAP,
     base_config,
     dataset,
     expected_weekly,
@@ -161,21 +162,23 @@ def test_bad_config_fails_before_any_request(
     assert module_kaon.requests() == []
 
 
+@pytest.mark.parametrize("lists", [{}, {"paths": [], "external_ids": []}], ids=["not_set", "empty"])
 def test_no_paths_and_no_external_ids_sync_nothing_for_those_streams(
-    module_kaon: EmulatorProcess, tmp_path: Path
+    module_kaon: EmulatorProcess, tmp_path: Path, lists: dict
 ) -> None:
-    """The defaults (empty lists): the partitioned streams emit nothing and say why; the others still run."""
+    """The defaults (no lists, or empty ones) and no catalog, as a first run: the partitioned streams emit nothing
+    and say why; every other stream still runs.
+    """
     module_kaon.reset()
-    config = base_config(module_kaon.url, start_week=DATA.current_week, paths=[], external_ids=[])
-    run = run_tap(tmp_path, config, streams=("engagement", "path_hits", "external_id_hits"))
+    config = base_config(module_kaon.url, start_week=DATA.current_week, **lists)
+    run = run_plugin(TAP, config, tmp_path)
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
-    assert run.rows("path_hits") == []
-    assert run.rows("external_id_hits") == []
+    assert set(run.records) == {"weeks", "engagement", "devices", "countries", "languages", "hits"}
     assert run.rows("engagement") == expected_weekly(DATA, "engagement", [DATA.current_week])
     assert "no paths configured (setting `paths`)" in run.stderr
     assert "no external IDs configured (setting `external_ids`)" in run.stderr
-    called = {request["path"].rsplit("/", 1)[-1] for request in module_kaon.requests()}
-    assert "extid" not in called, called
-    assert "hits" not in called, called
+    requests = module_kaon.requests()
+    assert not [r for r in requests if r["path"].endswith("/extid")], "external_id_hits called the API"
+    assert not [r for r in requests if "path" in r["query"]], "path_hits called the API"
