@@ -147,7 +147,6 @@ def test_malformed_bodies_name_endpoint_and_week_and_keep_state_before_it(
         ({"max_concurrency": 0}, "max_concurrency must be 1 or more"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"endpoints": {"weekz": "w"}}, "weekz"),
-        ({"endpoints": "weeks"}, "endpoints must be an object"),
         ({"stream_maps": ["x"]}, "config['stream_maps']"),
     ],
 )
