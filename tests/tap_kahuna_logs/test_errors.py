@@ -31,6 +31,11 @@ def assert_stopped_with(run: PluginRun, *phrases: str) -> None:
     assert run.records == {}
 
 
+def bookmarks(run: PluginRun) -> list[dict]:
+    """Every stream bookmark of every STATE the run emitted."""
+    return [bookmark for state in run.states for bookmark in state.get("bookmarks", {}).values()]
+
+
 def assert_all_records(run: PluginRun) -> None:
     """Exit 0 and exactly the dataset's records."""
     assert run.returncode == 0, run.stderr[-3000:]
@@ -137,7 +142,8 @@ def test_connection_refused_stops_with_one_line(run_tap: Callable[..., PluginRun
         "max_retries": 2,
     }
     run = run_tap(config)
-    assert_stopped_with(run, "ConnectionError")
+    assert_stopped_with(run, "cannot connect", "ConnectionError", "api_url")
+    assert all(bookmark.get("day_records_emitted", 0) == 0 for bookmark in bookmarks(run)), "STATE claims records"
 
 
 @pytest.mark.parametrize(
