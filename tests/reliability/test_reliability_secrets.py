@@ -389,29 +389,6 @@ def kahuna_not_enabled(bench: Bench) -> list[PluginRun]:
     return [run]
 
 
-@situation("kahuna", "connection_refused")
-def kahuna_connection_refused(bench: Bench) -> list[PluginRun]:
-    config = canary_kahuna_config(f"http://127.0.0.1:{closed_port()}", **FAST_RETRIES)
-
-    run = bench.run("kahuna", config)
-
-    assert_failed_with(run, "cannot connect", "Connection refused", "api_url")
-    assert_connections_were_logged(run)
-    return [run]
-
-
-@situation("kahuna", "timeout")
-def kahuna_timeout(bench: Bench) -> list[PluginRun]:
-    listener = bench.listener()
-    run = bench.run("kahuna", canary_kahuna_config(listener.url, max_concurrency=1, **FAST_RETRIES))
-
-    assert_failed_with(run, "did not answer within request_timeout")
-    assert "Retrying" in run.stderr
-    assert_connections_were_logged(run)
-    assert f"Basic {basic_token(CANARY_SECRET_KEY, CANARY_API_KEY)}" in listener.received, "no canary was sent"
-    return [run]
-
-
 @situation("kahuna", "bad_config")
 def kahuna_bad_config(bench: Bench) -> list[PluginRun]:
     # A secret pasted into a setting whose bad value the error line repeats.
@@ -462,27 +439,6 @@ def kaon_wrong_credentials(bench: Bench) -> list[PluginRun]:
     assert run.records == {}
     assert {entry["status"] for entry in emulator.requests()} == {403}, "the emulator did not refuse the wrong key"
     assert_requests_were_logged(run, PLUGINS["kaon"])
-    return [run]
-
-
-@situation("kaon", "connection_refused")
-def kaon_connection_refused(bench: Bench) -> list[PluginRun]:
-    run = bench.run("kaon", canary_kaon_config(f"http://127.0.0.1:{closed_port()}", **FAST_RETRIES))
-
-    assert_failed_with(run, "endpoint 'weeks'", "ConnectionError", "check api_url")
-    assert_connections_were_logged(run)
-    return [run]
-
-
-@situation("kaon", "timeout")
-def kaon_timeout(bench: Bench) -> list[PluginRun]:
-    listener = bench.listener()
-    run = bench.run("kaon", canary_kaon_config(listener.url, **FAST_RETRIES))
-
-    assert_failed_with(run, "endpoint 'weeks'", "Timeout")
-    assert "Retrying" in run.stderr
-    assert_connections_were_logged(run)
-    assert f"apikey={quote_plus(CANARY_API_KEY)}" in listener.received, "no canary was sent"
     return [run]
 
 
@@ -567,30 +523,6 @@ def km_invalid_record_error(bench: Bench) -> list[PluginRun]:
     return [run]
 
 
-@situation("kissmetrics", "connection_refused")
-def km_connection_refused(bench: Bench) -> list[PluginRun]:
-    config = canary_km_config(f"http://127.0.0.1:{closed_port()}", bench.workdir, **FAST_RETRIES)
-
-    run = bench.run("kissmetrics", config)
-
-    assert_failed_with(run, "was not delivered after 2 attempts (last: NewConnectionError", "check tracking_url")
-    assert_connections_were_logged(run)
-    return [run]
-
-
-@situation("kissmetrics", "timeout")
-def km_timeout(bench: Bench) -> list[PluginRun]:
-    listener = bench.listener()
-    config = canary_km_config(listener.url, bench.workdir, **FAST_RETRIES)
-
-    run = bench.run("kissmetrics", config)
-
-    assert_failed_with(run, "was not delivered after 2 attempts (last: ReadTimeout")
-    assert_connections_were_logged(run)
-    assert f"_k={quote(CANARY_KM_KEY, safe='')}" in listener.received, "no canary was sent"
-    return [run]
-
-
 @situation("kissmetrics", "bad_config")
 def km_bad_config(bench: Bench) -> list[PluginRun]:
     # A secret pasted where a beacon kind belongs: the error line repeats the unknown kind.
@@ -603,6 +535,75 @@ def km_bad_config(bench: Bench) -> list[PluginRun]:
     assert emulator.control("stats")["raw"]["total"] == 0
     assert_no_request_attempted(run)
     return [run]
+
+
+@dataclass(frozen=True)
+class DeadService:
+    """How one plugin meets a service that is not there: its config for a URL, the lines it must end with."""
+
+    #: (url, the case's directory) -> a config with the canaries, one fast retry and a 0.5 s read timeout
+    config: Callable[[str, Path], dict[str, Any]]
+    refused: tuple[str, ...]
+    timed_out: tuple[str, ...]
+    #: the canary as the plugin sends it, as the listener must have received it
+    on_the_wire: str
+    #: a line the plugin logs when it retries (None: the error line counts the attempts)
+    retry_line: str | None = "Retrying"
+
+
+DEAD_SERVICES = {
+    "kahuna": DeadService(
+        lambda url, _: canary_kahuna_config(url, max_concurrency=1, **FAST_RETRIES),
+        ("cannot connect", "Connection refused", "api_url"),
+        ("did not answer within request_timeout",),
+        f"Authorization: Basic {basic_token(CANARY_SECRET_KEY, CANARY_API_KEY)}",
+    ),
+    "kaon": DeadService(
+        lambda url, _: canary_kaon_config(url, **FAST_RETRIES),
+        ("endpoint 'weeks'", "ConnectionError", "check api_url"),
+        ("endpoint 'weeks'", "Timeout"),
+        f"apikey={quote_plus(CANARY_API_KEY)}&",
+    ),
+    "kissmetrics": DeadService(
+        lambda url, workdir: canary_km_config(url, workdir, **FAST_RETRIES),
+        ("was not delivered after 2 attempts (last: NewConnectionError", "check tracking_url"),
+        ("was not delivered after 2 attempts (last: ReadTimeout",),
+        f"_k={quote(CANARY_KM_KEY, safe='')}&",
+        retry_line=None,
+    ),
+}
+
+
+def connection_refused(plugin: str) -> Situation:
+    """A closed port: the plugin's connection error line, urllib3's connection lines at DEBUG."""
+
+    def refused(bench: Bench) -> list[PluginRun]:
+        dead = DEAD_SERVICES[plugin]
+        run = bench.run(plugin, dead.config(f"http://127.0.0.1:{closed_port()}", bench.workdir))
+
+        assert_failed_with(run, *dead.refused)
+        assert_connections_were_logged(run)
+        return [run]
+
+    return refused
+
+
+def timeout(plugin: str) -> Situation:
+    """A listener that reads every request and never answers: the timeout line after one retry, and the listener
+    received the canary (so the timed-out requests carried it).
+    """
+
+    def timed_out(bench: Bench) -> list[PluginRun]:
+        dead, listener = DEAD_SERVICES[plugin], bench.listener()
+        run = bench.run(plugin, dead.config(listener.url, bench.workdir))
+
+        assert_failed_with(run, *dead.timed_out)
+        assert dead.retry_line is None or dead.retry_line in run.stderr
+        assert_connections_were_logged(run)
+        assert dead.on_the_wire in listener.received, "the canary was not what was sent"
+        return [run]
+
+    return timed_out
 
 
 #: The smallest valid config of each plugin but its URL, with the canary secrets.
@@ -634,6 +635,8 @@ def plain_http_refused(plugin: str) -> Situation:
 
 
 for _plugin in PLUGINS:
+    situation(_plugin, "connection_refused")(connection_refused(_plugin))
+    situation(_plugin, "timeout")(timeout(_plugin))
     situation(_plugin, "plain_http_refused")(plain_http_refused(_plugin))
 
 
