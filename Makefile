@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs target-kissmetrics
+PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs tap-duckdb target-kissmetrics
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
 

@@ -18,7 +18,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-OWN_PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "target-kissmetrics")
+OWN_PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "tap-duckdb", "target-kissmetrics")
 # JSON schema type -> Meltano setting kind.
 KINDS = {"string": "string", "integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array"}
 

@@ -42,7 +42,7 @@ POSTGRES = {
 POSTGRES_URL = "postgresql://{user}:{password}@{host}:{port}/{database}".format(**POSTGRES)
 
 KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
-# The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
+# The event names meltano.yml's Kahuna mappings (and the kissmetrics_events mart) give each category.
 EVENT_PREFIXES = {"inapp": "Kahuna in-app", "push": "Kahuna push", "email": "Kahuna email"}
 KAHUNA_STREAMS = {"inapp": "inapp_logs", "push": "push_logs", "email": "email_logs", "user_merge": "user_merge_logs"}
 
@@ -85,7 +85,12 @@ class MeltanoProject:
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_STATE_BACKEND_URI": self.state_dir.as_uri(),
             "MELTANO_SYS_DIR_ROOT": str(self.sys_dir()),
+            # Every plugin that opens the DuckDB warehouse: the loader, dbt and the replay tap.
             "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
+            "DBT_DUCKDB_PATH": str(self.duckdb_path),
+            "TAP_DUCKDB_PATH": str(self.duckdb_path),
+            "DBT_TARGET_PATH": str(self.workdir / "dbt" / "target"),
+            "DBT_LOG_PATH": str(self.workdir / "dbt" / "logs"),
             "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(self.workdir / "dead-letters.jsonl"),
             "MELTANO_CLI_LOG_LEVEL": "info",
             **postgres_settings(),
@@ -136,13 +141,11 @@ class MeltanoProject:
 
 def postgres_settings() -> dict[str, str]:
     """The test server's connection for every plugin that opens the PostgreSQL warehouse."""
-    settings = {
+    return {
         f"{plugin}_{name.upper()}": value
-        for plugin in ("TAP_POSTGRES", "TARGET_POSTGRES")
+        for plugin in ("TAP_POSTGRES", "TARGET_POSTGRES", "DBT_POSTGRES")
         for name, value in POSTGRES.items()
     }
-    settings["WAREHOUSE_SQL_URL"] = POSTGRES_URL
-    return settings
 
 
 def log_tail(log: str, lines: int = 40) -> str:
