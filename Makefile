@@ -8,7 +8,7 @@ PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs tap-duc
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,17 @@ $(MELTANO_STAMP): $(STAMP) meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.to
 
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
 
+# dbt-snowflake on fakesnow for the offline Snowflake checks of the dbt project (no account is reachable here).
+# Its own venv, made with the uv that comes with meltano: fakesnow needs duckdb 2, the warehouse plugins 1.2.2.
+SNOWFLAKE_CHECK_VENV := .venv-snowflake-check
+SNOWFLAKE_CHECK_REQUIREMENTS := tests/transform/requirements-snowflake-check.txt
+$(SNOWFLAKE_CHECK_VENV)/.installed: $(STAMP) $(SNOWFLAKE_CHECK_REQUIREMENTS)
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PY) $(SNOWFLAKE_CHECK_VENV)
+	VIRTUAL_ENV=$(CURDIR)/$(SNOWFLAKE_CHECK_VENV) $(VENV)/bin/uv pip install --quiet -r $(SNOWFLAKE_CHECK_REQUIREMENTS)
+	touch $@
+
+snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fakesnow for the offline Snowflake checks
+
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
 
@@ -45,7 +56,7 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint meltano-install postgres ## Lint, then run every test (installs what the tests need)
+test: venv lint meltano-install postgres snowflake-check-venv ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
 test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
@@ -60,4 +71,4 @@ bench: venv meltano-install ## Run every benchmark (tens of minutes) and print t
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
 
 clean: ## Remove the venv, Meltano's install, outputs
-	rm -rf $(VENV) .meltano output state .pytest_cache
+	rm -rf $(VENV) $(SNOWFLAKE_CHECK_VENV) .meltano output state .pytest_cache

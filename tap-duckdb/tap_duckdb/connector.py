@@ -26,8 +26,8 @@ from typing import Any
 
 import duckdb
 import sqlalchemy as sa
-from singer_sdk import SQLConnector
 from singer_sdk.singerlib import CatalogEntry, MetadataMapping, Schema
+from singer_sdk.sql import SQLConnector
 from sqlalchemy.sql import selectable
 from typing_extensions import override
 
@@ -96,8 +96,10 @@ class DuckDBConnector(SQLConnector):
     @contextmanager
     def attached(self) -> Iterator[sa.Connection]:
         """A connection whose default catalog is the file, attached read-only; detached on exit."""
-        with self._engine.connect() as connection, self._attached_to(connection):
-            yield connection
+        with self._engine.connect() as connection:
+            with self._attached_to(connection):
+                yield connection
+            connection.commit()
 
     @contextmanager
     def _attached_to(self, connection: sa.Connection) -> Iterator[None]:
@@ -244,6 +246,7 @@ class DuckDBConnector(SQLConnector):
                     raise TapDuckDBError(
                         f"cannot read {table_label} from {display_path(self.path)}: {first_line(error.orig)}"
                     ) from None
+            connection.commit()  # the transaction that read the file holds it until it ends
             result = connection.exec_driver_sql(f"SELECT * FROM temp.{SPOOL} ORDER BY rowid")  # noqa: S608 (a constant)
             for row in result.mappings():
                 yield dict(row)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 
-from singer_sdk import SQLStream
 from singer_sdk.helpers.types import Context, Record
+from singer_sdk.sql import SQLStream
 from typing_extensions import override
 
 from tap_duckdb.connector import DuckDBConnector

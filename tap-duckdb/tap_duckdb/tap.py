@@ -7,7 +7,7 @@ import sys
 
 import duckdb
 import sqlalchemy as sa
-from singer_sdk import SQLTap
+from singer_sdk.sql import SQLTap
 
 from tap_duckdb.connector import DUCKDB_SYSTEM_SCHEMAS, TapDuckDBError, first_line
 from tap_duckdb.settings import SETTINGS

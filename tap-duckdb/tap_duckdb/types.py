@@ -38,12 +38,14 @@ TIMESTAMP_TYPES = frozenset(
     {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATETIME"}
 )
 TIME_TYPES = frozenset({"TIME", "TIME WITH TIME ZONE"})
+#: Any JSON value (a JSON or UNION column), spelt out: some tools cannot read the empty schema ``{}``.
+ANY_JSON = ("object", "array", "string", "number", "boolean", "null")
 
 
 def column_schema(duckdb_type: str, *, nullable: bool = True, singer_decimal: bool = False) -> dict[str, Any]:
     """The JSON schema of a column of this DuckDB type."""
     schema = _schema(duckdb_type.strip(), singer_decimal)
-    if nullable and "type" in schema:
+    if nullable and isinstance(schema["type"], str):
         schema["type"] = [schema["type"], "null"]
     return schema
 
@@ -62,7 +64,7 @@ def _schema(duckdb_type: str, singer_decimal: bool) -> dict[str, Any]:
         _, value_type = _split_top_level(_inner(duckdb_type))
         return {"type": "object", "additionalProperties": column_schema(value_type, singer_decimal=singer_decimal)}
     if head in ("JSON", "UNION"):
-        return {}  # any JSON value
+        return {"type": list(ANY_JSON)}
     if head in INTEGER_TYPES:
         return {"type": "integer"}
     if head in FLOAT_TYPES:

@@ -89,12 +89,19 @@ class MeltanoProject:
             "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
             "DBT_DUCKDB_PATH": str(self.duckdb_path),
             "TAP_DUCKDB_PATH": str(self.duckdb_path),
-            "DBT_TARGET_PATH": str(self.workdir / "dbt" / "target"),
-            "DBT_LOG_PATH": str(self.workdir / "dbt" / "logs"),
+            **self.dbt_paths(),
             "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(self.workdir / "dead-letters.jsonl"),
             "MELTANO_CLI_LOG_LEVEL": "info",
             **postgres_settings(),
             **self.settings,
+        }
+
+    def dbt_paths(self) -> dict[str, str]:
+        """This test's own dbt artifacts (run results, compiled SQL, logs) for each dbt utility."""
+        return {
+            f"DBT_{warehouse.upper()}_{kind.upper()}_PATH": str(self.workdir / "dbt" / warehouse / kind)
+            for warehouse in ("duckdb", "postgres", "snowflake")
+            for kind in ("target", "log")
         }
 
     def command(self, *args: str) -> list[str]:

@@ -12,9 +12,15 @@ from meltano_helpers import PROJECT_ROOT, MeltanoProject
 pytestmark = pytest.mark.meltano
 
 JOBS = {
-    "kaon-to-warehouse": ["tap-kaon-insights target-duckdb"],
-    "kahuna-to-warehouse": ["tap-kahuna-logs target-duckdb"],
-    "warehouse-to-kissmetrics": ["warehouse-sql:apply", "tap-postgres target-kissmetrics--warehouse"],
+    "kaon-to-warehouse": ["tap-kaon-insights target-duckdb", "dbt-duckdb:build"],
+    "kahuna-to-warehouse": ["tap-kahuna-logs target-duckdb", "dbt-duckdb:build"],
+    "warehouse-to-kissmetrics": ["dbt-duckdb:build", "tap-duckdb target-kissmetrics--warehouse"],
+    "kaon-to-postgres": ["tap-kaon-insights target-postgres", "dbt-postgres:build"],
+    "kahuna-to-postgres": ["tap-kahuna-logs target-postgres", "dbt-postgres:build"],
+    "postgres-to-kissmetrics": ["dbt-postgres:build", "tap-postgres target-kissmetrics--warehouse"],
+    "kaon-to-snowflake": ["tap-kaon-insights target-snowflake", "dbt-snowflake:build"],
+    "kahuna-to-snowflake": ["tap-kahuna-logs target-snowflake", "dbt-snowflake:build"],
+    "snowflake-to-kissmetrics": ["dbt-snowflake:build", "tap-snowflake target-kissmetrics--warehouse"],
     "kahuna-to-kissmetrics": ["tap-kahuna-logs target-kissmetrics--kahuna-events"],
     "kaon-clicks-to-kissmetrics": ["tap-kaon-insights--clicks target-kissmetrics--kaon-clicks"],
 }

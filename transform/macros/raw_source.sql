@@ -6,7 +6,7 @@
 {% macro raw_source(source_name, table_name) -%}
   {%- set relation = source(source_name, table_name) -%}
   {%- if execute and adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}
-    {%- do log("raw table " ~ relation ~ " is not loaded yet: read as empty", info=true) -%}
+    {%- do log("raw table " ~ relation.schema ~ "." ~ relation.identifier ~ " is not loaded yet: read as empty", info=true) -%}
     (select
     {%- for column in raw_columns(source_name, table_name) %}
       cast(null as {{ raw_type(column.data_type) }}) as {{ column.name }}{{ "," if not loop.last }}
