@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+import yaml
 from meltano_helpers import PROJECT_ROOT, MeltanoProject
 
 pytestmark = pytest.mark.meltano
@@ -26,7 +29,24 @@ JOBS = {
 }
 
 
-def test_meltano_yml_declares_every_setting_of_the_three_plugins() -> None:
+# Every plugin that opens the DuckDB warehouse file, and the setting that names the file.
+DUCKDB_FILE_PLUGINS = {
+    ("loaders", "target-duckdb"): "filepath",
+    ("utilities", "dbt-duckdb"): "path",
+    ("extractors", "tap-duckdb"): "path",
+}
+WAREHOUSE_DUCKDB = "$MELTANO_PROJECT_ROOT/output/warehouse.duckdb"
+MART_STREAMS = ("marts-kissmetrics_events", "marts-kissmetrics_people", "marts-kissmetrics_aliases")
+REPLAY_TAPS = ("tap-duckdb", "tap-postgres", "tap-snowflake")
+
+
+def definitions() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every plugin meltano.yml defines, by (plugin type, name)."""
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
+    return {(kind, plugin["name"]): plugin for kind, plugins in project["plugins"].items() for plugin in plugins}
+
+
+def test_meltano_yml_declares_every_setting_of_the_own_plugins() -> None:
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "scripts" / "meltano_settings.py"), "check"],
         capture_output=True,
@@ -70,3 +90,63 @@ def test_snowflake_loader_settings_resolve_from_the_environment(project: Meltano
     assert config["user"] == "loader"
     assert config["database"] == "KK_DEV"
     assert config["load_method"] == "upsert"
+
+
+def test_every_plugin_that_opens_the_duckdb_file_pins_one_duckdb_version_and_opens_one_file() -> None:
+    plugins = definitions()
+    versions = {}
+    for (kind, name), setting in DUCKDB_FILE_PLUGINS.items():
+        plugin = plugins[kind, name]
+        pins = re.findall(r"(?:^|\s)duckdb==(\S+)", plugin["pip_url"])
+        assert len(pins) == 1, f"{name}: pin duckdb in its pip_url"
+        assert plugin["config"][setting] == WAREHOUSE_DUCKDB, name
+        installed = PROJECT_ROOT / ".meltano" / kind / name / "venv" / "bin" / "python"
+        version = subprocess.run(
+            [str(installed), "-c", "import duckdb; print(duckdb.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        versions[name] = (pins[0], version)
+    assert set(versions.values()) == {("1.2.2", "1.2.2")}, versions
+    # the tests open the same files with the same version
+    assert "duckdb==1.2.2" in (PROJECT_ROOT / "requirements-dev.txt").read_text().split()
+
+
+def test_the_replay_taps_read_the_three_marts_incrementally_and_the_target_maps_them() -> None:
+    plugins = definitions()
+    for tap in REPLAY_TAPS:
+        plugin = plugins["extractors", tap]
+        assert set(plugin["select"]) == {f"{stream}.*" for stream in MART_STREAMS}, tap
+        for stream in MART_STREAMS:
+            metadata = plugin["metadata"][stream]
+            assert (metadata["replication-method"], metadata["replication-key"]) == ("INCREMENTAL", "replay_sequence")
+    mapping = plugins["loaders", "target-kissmetrics--warehouse"]["config"]["streams"]
+    assert {stream: item["kind"] for stream, item in mapping.items()} == dict(
+        zip(MART_STREAMS, ("event", "set", "alias"), strict=True)
+    )
+
+
+def test_snowflake_replay_tap_settings_resolve_from_the_environment(project: MeltanoProject) -> None:
+    project.settings.update(
+        {"SNOWFLAKE_ACCOUNT": "myorg-acct1", "SNOWFLAKE_USER": "replay", "SNOWFLAKE_PASSWORD": "pw"}
+    )
+    config = json.loads(project.run("invoke", "--dump=config", "tap-snowflake").stdout)
+    assert (config["account"], config["user"], config["database"]) == ("myorg-acct1", "replay", "KK_DEV")
+    assert config["tables"] == [stream.replace("-", ".") for stream in MART_STREAMS]
+
+
+def test_snowflake_replay_tap_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
+    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "replay", "SNOWFLAKE_PASSWORD": "canary-pw-8"})
+    result = subprocess.run(
+        project.command("invoke", "tap-snowflake", "--discover"),
+        cwd=PROJECT_ROOT,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "'account' is a required property" in result.stderr
+    assert "canary-pw-8" not in result.stderr + result.stdout
