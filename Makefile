@@ -65,7 +65,7 @@ test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
 demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
 	$(PY) scripts/demo.py
 
-BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline
+BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop
 
 bench: venv meltano-install ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
