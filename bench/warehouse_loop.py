@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +31,13 @@ import psutil
 from pipeline import (
     MB,
     MELTANO,
-    PROJECT_ROOT,
     RUN_TIMEOUT_SECONDS,
-    SAMPLE_SECONDS,
     ProcessFigures,
     Scenario,
     TreeSampler,
     clicks_scenario,
     meltano_env,
+    sampled_run,
     start_emulator,
 )
 
@@ -76,16 +73,13 @@ class Stage:
 def run_stage(name: str, args: list[str], env: dict[str, str], work: Path, emulators: list[int]) -> Stage:
     """``meltano <args>`` while sampling its process tree (and the emulators' CPU)."""
     log_path = work / f"{name.replace(' ', '-')}.log"
-    with log_path.open("wb") as log:
-        started = time.monotonic()
-        process = subprocess.Popen([MELTANO, *args], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        sampler = LoopSampler(process.pid, extra=dict.fromkeys(emulators, "emulators"))
-        while process.poll() is None:
-            sampler.sample()
-            if time.monotonic() - started > STAGE_TIMEOUT_SECONDS:
-                process.kill()
-            time.sleep(SAMPLE_SECONDS)
-        seconds = time.monotonic() - started
+    process, seconds, sampler = sampled_run(
+        [MELTANO, *args],
+        env,
+        log_path,
+        lambda pid: LoopSampler(pid, extra=dict.fromkeys(emulators, "emulators")),
+        STAGE_TIMEOUT_SECONDS,
+    )
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"{name}: meltano {' '.join(args)} failed, see {log_path}:\n{tail}")

@@ -64,10 +64,11 @@ def test_every_job_has_a_schedule(project: MeltanoProject) -> None:
     assert all(schedule["cron_interval"] for schedule in listed)
 
 
-def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
-    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "loader", "SNOWFLAKE_PASSWORD": "canary-pw-7"})
-    result = subprocess.run(
-        project.command("invoke", "target-snowflake"),
+def invoke_without_account(project: MeltanoProject, *args: str) -> subprocess.CompletedProcess[str]:
+    """``meltano invoke <args>`` with SNOWFLAKE_ACCOUNT empty and a canary password (nothing on stdin)."""
+    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "someone", "SNOWFLAKE_PASSWORD": "canary-pw-7"})
+    return subprocess.run(
+        project.command("invoke", *args),
         cwd=PROJECT_ROOT,
         env=project.env(),
         input="",
@@ -76,6 +77,10 @@ def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project:
         timeout=120,
         check=False,
     )
+
+
+def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
+    result = invoke_without_account(project, "target-snowflake")
     assert result.returncode != 0
     assert "'account' is a required property" in result.stderr
     assert "canary-pw-7" not in result.stderr + result.stdout
@@ -137,16 +142,7 @@ def test_snowflake_replay_tap_settings_resolve_from_the_environment(project: Mel
 
 
 def test_snowflake_replay_tap_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
-    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "replay", "SNOWFLAKE_PASSWORD": "canary-pw-8"})
-    result = subprocess.run(
-        project.command("invoke", "tap-snowflake", "--discover"),
-        cwd=PROJECT_ROOT,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = invoke_without_account(project, "tap-snowflake", "--discover")
     assert result.returncode != 0
     assert "'account' is a required property" in result.stderr
-    assert "canary-pw-8" not in result.stderr + result.stdout
+    assert "canary-pw-7" not in result.stderr + result.stdout

@@ -1,11 +1,9 @@
-"""One real load (both taps into a DuckDB file through Meltano) shared by the dbt tests, copied per test."""
+"""One real load (both taps into a DuckDB file through Meltano) shared by the dbt tests."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +23,7 @@ KAON = {"weeks_before_now": 2, "paths": 8, "external_ids": 2, "clicks_per_id": 1
 
 
 @pytest.fixture(scope="session")
-def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawWarehouse]:
+def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> RawWarehouse:
     """Kahuna and Kaon loaded once with ``meltano run <tap> target-duckdb`` (no dbt yet)."""
     if not (PROJECT_ROOT / ".meltano" / ".installed").exists():
         pytest.fail("the Meltano plugins are not installed: run `make meltano-install` (make test does it)")
@@ -49,11 +47,3 @@ def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawWareh
         project.run("run", "tap-kahuna-logs", "target-duckdb")
     kahuna_data = KahunaDataset(seed=42, now=FIXED_NOW, days=KAHUNA_DAYS, logs_per_day=KAHUNA_LOGS_PER_DAY, env="p")
     return RawWarehouse(project.duckdb_path, kahuna_data, kaon_data)
-
-
-@pytest.fixture
-def warehouse_copy(raw_warehouse: RawWarehouse, tmp_path: Path) -> Path:
-    """This test's own copy of the loaded file (dbt writes into it)."""
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(raw_warehouse.path, path)
-    return path

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from transform_helpers import PROJECT_ROOT, TRANSFORM
+from transform_helpers import PROJECT_ROOT, TRANSFORM, project_arguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "end_to_end"))
 from meltano_helpers import MeltanoProject
@@ -78,21 +78,10 @@ def test_every_model_compiles_to_snowflake_sql(tmp_path: Path) -> None:
         "DBT_SNOWFLAKE_DATABASE": "KK",
         "DBT_SNOWFLAKE_THREADS": "1",  # fakesnow attaches its database per connection: one at a time
     }
-    target = tmp_path / "target"
+    target = tmp_path / "dbt-target"
+    fakesnow_dbt = [str(CHECK_PYTHON), str(Path(__file__).with_name("fakesnow_dbt.py"))]
     result = subprocess.run(
-        [
-            str(CHECK_PYTHON),
-            str(Path(__file__).with_name("fakesnow_dbt.py")),
-            "compile",
-            "--project-dir",
-            str(TRANSFORM),
-            "--profiles-dir",
-            str(TRANSFORM / "profiles" / "snowflake"),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
+        [*fakesnow_dbt, "compile", *project_arguments("snowflake", tmp_path)],
         env=env,
         capture_output=True,
         text=True,

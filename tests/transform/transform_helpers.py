@@ -71,18 +71,7 @@ def run_dbt(duckdb_path: Path, workdir: Path, *args: str) -> DbtRun:
     target = workdir / "dbt-target"
     env = {**os.environ, "DBT_DUCKDB_PATH": str(duckdb_path), "DO_NOT_TRACK": "1", "DBT_USE_COLORS": "false"}
     completed = subprocess.run(
-        [
-            str(DBT),
-            *args,
-            "--project-dir",
-            str(TRANSFORM),
-            "--profiles-dir",
-            str(TRANSFORM / "profiles" / "duckdb"),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(workdir / "dbt-logs"),
-        ],
+        [str(DBT), *args, *project_arguments("duckdb", workdir)],
         env=env,
         capture_output=True,
         text=True,
@@ -97,6 +86,14 @@ def run_dbt(duckdb_path: Path, workdir: Path, *args: str) -> DbtRun:
         for result in results
     }
     return DbtRun(completed.returncode, completed.stdout + completed.stderr, statuses)
+
+
+def project_arguments(warehouse: str, workdir: Path) -> list[str]:
+    """dbt's arguments for this project with a warehouse's profile, artifacts under ``workdir``."""
+    return [
+        *("--project-dir", str(TRANSFORM), "--profiles-dir", str(TRANSFORM / "profiles" / warehouse)),
+        *("--target-path", str(workdir / "dbt-target"), "--log-path", str(workdir / "dbt-logs")),
+    ]
 
 
 # --- what the models must hold --------------------------------------------------------

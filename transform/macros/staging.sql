@@ -51,3 +51,12 @@
       "cast(cast(log_position as " ~ dbt.type_bigint() ~ ") as " ~ dbt.type_string() ~ ")",
   ]) }}
 {%- endmacro %}
+
+
+{#- The key and time every Kahuna staging model starts with: log_id, log_date, log_position, logged_at. -#}
+{% macro kahuna_log_key(category) -%}
+    {{ kahuna_log_id(category) }} as log_id,
+    cast(log_date as date) as log_date,
+    cast(log_position as {{ dbt.type_bigint() }}) as log_position,
+    {{ utc_timestamp('timestamp') }} as logged_at
+{%- endmacro %}

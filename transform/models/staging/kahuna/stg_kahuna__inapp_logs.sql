@@ -1,9 +1,6 @@
 -- Kahuna in-app logs, one row per log (log_date, log_position), typed.
 select
-    {{ kahuna_log_id('inapp') }} as log_id,
-    cast(log_date as date) as log_date,
-    cast(log_position as {{ dbt.type_bigint() }}) as log_position,
-    {{ utc_timestamp('timestamp') }} as logged_at,
+    {{ kahuna_log_key('inapp') }},
     {{ nonblank('user_id') }} as user_id,
     {{ nonblank('campaign') }} as campaign,
     {{ nonblank('campaign_id') }} as campaign_id,

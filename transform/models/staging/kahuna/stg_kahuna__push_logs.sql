@@ -1,9 +1,6 @@
 -- Kahuna push logs, one row per log (log_date, log_position), typed. Most fields can be missing.
 select
-    {{ kahuna_log_id('push') }} as log_id,
-    cast(log_date as date) as log_date,
-    cast(log_position as {{ dbt.type_bigint() }}) as log_position,
-    {{ utc_timestamp('timestamp') }} as logged_at,
+    {{ kahuna_log_key('push') }},
     {{ nonblank('user_id') }} as user_id,
     {{ nonblank('dev_id') }} as dev_id,
     {{ nonblank('campaign') }} as campaign,

@@ -1,9 +1,6 @@
 -- Kahuna user merges, one row per log (log_date, log_position): merged_user_id became surviving_user_id.
 select
-    {{ kahuna_log_id('user_merge') }} as log_id,
-    cast(log_date as date) as log_date,
-    cast(log_position as {{ dbt.type_bigint() }}) as log_position,
-    {{ utc_timestamp('timestamp') }} as logged_at,
+    {{ kahuna_log_key('user_merge') }},
     {{ nonblank('surviving_user_id') }} as surviving_user_id,
     {{ nonblank('merged_user_id') }} as merged_user_id,
     common_credentials,
