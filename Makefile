@@ -59,7 +59,7 @@ format: venv ## Apply ruff's formatting and safe fixes
 test: venv lint meltano-install postgres snowflake-check-venv ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
-test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
+test-fast: venv snowflake-check-venv ## Tests without the Meltano and PostgreSQL end-to-end suites
 	$(PY) -m pytest -m "not meltano and not postgres"
 
 demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
