@@ -39,6 +39,7 @@ from tap_duckdb.types import column_schema
 FALLBACK_CATALOG = "tap_duckdb_source"
 RESERVED_CATALOGS = ("memory", "temp", "system", "main", "")
 SPOOL = "tap_duckdb_rows"
+PAGE_ROWS = 10_000
 LOCK_RETRY_SECONDS = 0.5
 DUCKDB_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 
@@ -237,6 +238,7 @@ class DuckDBConnector(SQLConnector):
         """
         with tempfile.TemporaryDirectory(prefix="tap-duckdb-") as spill, self._engine.connect() as connection:
             connection.exec_driver_sql(f"SET temp_directory = '{spill}'")
+            connection.exec_driver_sql("SET enable_progress_bar = false")  # DuckDB draws one on stderr for long copies
             compiled = query.compile(connection)
             parameters = tuple(compiled.params[name] for name in compiled.positiontup or ())
             with self._attached_to(connection):
@@ -247,9 +249,15 @@ class DuckDBConnector(SQLConnector):
                         f"cannot read {table_label} from {display_path(self.path)}: {first_line(error.orig)}"
                     ) from None
             connection.commit()  # the transaction that read the file holds it until it ends
-            result = connection.exec_driver_sql(f"SELECT * FROM temp.{SPOOL} ORDER BY rowid")  # noqa: S608 (a constant)
-            for row in result.mappings():
-                yield dict(row)
+            rows = connection.exec_driver_sql(f"SELECT count(*) FROM temp.{SPOOL}").scalar_one()  # noqa: S608
+            # Page by page (rowid is the copy's order, 0..rows-1): only one page at a time in Python's memory.
+            for start in range(0, rows, PAGE_ROWS):
+                page = connection.exec_driver_sql(
+                    f"SELECT * FROM temp.{SPOOL} WHERE rowid >= $1 AND rowid < $2 ORDER BY rowid",  # noqa: S608
+                    (start, start + PAGE_ROWS),
+                )
+                for row in page.mappings():
+                    yield dict(row)
 
 
 # --- one-line errors ------------------------------------------------------------------

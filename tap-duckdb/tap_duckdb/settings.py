@@ -5,7 +5,7 @@ from __future__ import annotations
 from singer_sdk import typing as th
 
 DEFAULT_LOCK_WAIT_SECONDS = 60
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "128MB"
 
 SETTINGS = th.PropertiesList(
     th.Property(
