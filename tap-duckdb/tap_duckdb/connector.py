@@ -14,6 +14,7 @@ some DuckDB versions and types.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import tempfile
 import time
@@ -65,6 +66,12 @@ class TapDuckDBError(Exception):
 
 class DuckDBConnector(SQLConnector):
     """Reads one DuckDB file (setting ``path``) through an in-memory DuckDB that attaches it read-only."""
+
+    @property
+    @override
+    def logger(self) -> logging.Logger:
+        """The tap's logger (the SDK's connectors log as "sqlconnector")."""
+        return logging.getLogger("tap-duckdb")
 
     @property
     def path(self) -> str:
@@ -241,6 +248,7 @@ class DuckDBConnector(SQLConnector):
             connection.exec_driver_sql("SET enable_progress_bar = false")  # DuckDB draws one on stderr for long copies
             compiled = query.compile(connection)
             parameters = tuple(compiled.params[name] for name in compiled.positiontup or ())
+            started = time.monotonic()
             with self._attached_to(connection):
                 try:
                     connection.exec_driver_sql(f"CREATE TEMP TABLE {SPOOL} AS {compiled.string}", parameters)
@@ -250,6 +258,13 @@ class DuckDBConnector(SQLConnector):
                     ) from None
             connection.commit()  # the transaction that read the file holds it until it ends
             rows = connection.exec_driver_sql(f"SELECT count(*) FROM temp.{SPOOL}").scalar_one()  # noqa: S608
+            self.logger.info(
+                "Copied %d rows of %s in %.1f s; %s is released",
+                rows,
+                table_label,
+                time.monotonic() - started,
+                display_path(self.path),
+            )
             # Page by page (rowid is the copy's order, 0..rows-1): only one page at a time in Python's memory.
             for start in range(0, rows, PAGE_ROWS):
                 page = connection.exec_driver_sql(
