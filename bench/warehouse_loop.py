@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,10 @@ class LoopSampler(TreeSampler):
         return super().role(process, cmdline)
 
 
+# tap-duckdb's line per stream: how long it held the file while copying the rows it then emits.
+_COPIED = re.compile(r"Copied (\d+) rows of (\S+) in ([\d.]+) s")
+
+
 @dataclass
 class Stage:
     """One stage's figures."""
@@ -68,6 +73,11 @@ class Stage:
     command: str
     seconds: float
     roles: dict[str, ProcessFigures]
+    log: str = ""
+
+    def file_held_seconds(self) -> float:
+        """Seconds tap-duckdb held the DuckDB file (the copies of every stream), from its log."""
+        return sum(float(match.group(3)) for match in _COPIED.finditer(self.log))
 
 
 def run_stage(name: str, args: list[str], env: dict[str, str], work: Path, emulators: list[int]) -> Stage:
@@ -83,7 +93,7 @@ def run_stage(name: str, args: list[str], env: dict[str, str], work: Path, emula
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"{name}: meltano {' '.join(args)} failed, see {log_path}:\n{tail}")
-    return Stage(name, f"meltano {' '.join(args)}", seconds, sampler.by_role())
+    return Stage(name, f"meltano {' '.join(args)}", seconds, sampler.by_role(), log_path.read_text(errors="replace"))
 
 
 def loop_env(work: Path, scenario: Scenario, kaon: EmulatorProcess, kissmetrics: EmulatorProcess) -> dict[str, str]:
@@ -158,7 +168,11 @@ def report(scenario: Scenario, stages: list[Stage], events: int, first: dict, ag
         for role, figures in sorted(stage.roles.items()):
             lived = figures.last_seen - figures.first_seen
             print(f"| {stage.name} | {role} | {lived:.1f} | {figures.cpu_seconds:.1f} | {figures.peak_rss / MB:.0f} |")
-    print(f"\nMachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the end.")
+    replay = next(stage for stage in stages if stage.name == "replay")
+    print(
+        f"\ntap-duckdb held the DuckDB file {replay.file_held_seconds():.1f} s of the replay's {replay.seconds:.1f} s"
+    )
+    print(f"Machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the end.")
 
 
 if __name__ == "__main__":
