@@ -1,0 +1,1 @@
+"""tap-duckdb's tests."""
