@@ -33,6 +33,7 @@ from sqlalchemy.sql import selectable
 from typing_extensions import override
 
 from tap_duckdb.connector_common.errors import ConnectorError
+from tap_duckdb.connector_common.plugin import settings_from_config
 from tap_duckdb.connector_common.sdk_compat import sql_engine
 from tap_duckdb.settings import DuckDBSettings
 from tap_duckdb.types import column_schema
@@ -78,10 +79,7 @@ class DuckDBConnector(SQLConnector):
     @cached_property
     def settings(self) -> DuckDBSettings:
         """The tap's settings (its config was parsed and checked before the connector was made)."""
-        try:
-            return DuckDBSettings.from_config(self.config)
-        except ValueError as problems:
-            raise ConnectorError(f"Invalid config: {problems}") from None
+        return settings_from_config(DuckDBSettings, self.config)
 
     @property
     def path(self) -> str:
