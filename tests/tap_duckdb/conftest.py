@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tap_duckdb_helpers import shop_file
+
+from tests.tap_duckdb.tap_duckdb_helpers import shop_file
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tap_duckdb_helpers import EVENTS, TAP, add_events, discover, run_tap, select
 
 from tap_duckdb.types import column_schema, iso_duration
+from tests.tap_duckdb.tap_duckdb_helpers import EVENTS, TAP, add_events, discover, run_tap, select
 
 README = Path(__file__).resolve().parents[2] / "tap-duckdb" / "README.md"
 

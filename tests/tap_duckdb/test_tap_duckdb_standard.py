@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from singer_sdk.testing import get_tap_test_class
-from tap_duckdb_helpers import shop_file
 
 from tap_duckdb.tap import TapDuckDB
+from tests.tap_duckdb.tap_duckdb_helpers import shop_file
 
 CONFIG = {"path": str(shop_file())}
 
