@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from emulators.__main__ import build_parser
+from emulators.kahuna_data import KahunaDataset, dataset_from_options
 from emulators.testing import EmulatorProcess
 from tests.support.cli import TAP_KAHUNA as TAP
 from tests.support.datasets import (
@@ -28,6 +30,12 @@ def start_kahuna(*args: str) -> EmulatorProcess:
 def dataset(now: str = NOW, env: str = "p") -> Any:
     """The emulator's deterministic data for ``now``."""
     return kahuna_dataset(datetime.fromisoformat(now), env=env)
+
+
+def emulator_dataset(*args: str, now: str = NOW, env: str = "p") -> KahunaDataset:
+    """The data an emulator started with ``start_kahuna(*args)`` serves at ``now`` (its data knobs included)."""
+    options = build_parser().parse_args(["kahuna", *SMALL_DATA["kahuna"], *args])
+    return dataset_from_options(options, datetime.fromisoformat(now), env)
 
 
 def first_day() -> date:
