@@ -157,7 +157,7 @@ class DayReader:
             f"Kahuna Logs API answered the request for {self.where} from {chain.minute} "
             f'("timestamp": "{self.describe_minute(chain.minute)}") with a record of {found} where the '
             f"{chain.held_of_minute} records of {chain.minute} read before were due: it did not read the time as "
-            f"sent; try the other timestamp_format (24h or am_pm). Nothing of this day was emitted."
+            f"sent; try the other timestamp_format (24h or am_pm). Nothing of this day was emitted, re-run to read it again."
         )
 
     def check_day(self, raw: dict, chain: Chain) -> None:
@@ -166,9 +166,9 @@ class DayReader:
         if stamp is None or stamp[0] == self.progress.day.isoformat():
             return
         raise KahunaAPIError(
-            f"Kahuna Logs API answered the request for {self.where} "
+            f"Kahuna Logs API answered the request for {self.where} from {chain.minute} "
             f'("timestamp": "{self.describe_minute(chain.minute)}") with a record of {stamp[0]} {stamp[1]}: '
-            f"it did not read the date as sent (m/dd/yyyy); nothing of this day was emitted."
+            f"it did not read the date as sent (m/dd/yyyy); nothing of this day was emitted, re-run to read it again."
         )
 
     def minute_shrank(self, chain: Chain) -> KahunaAPIError:

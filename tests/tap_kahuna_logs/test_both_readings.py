@@ -22,7 +22,18 @@ from emulators.testing import EmulatorProcess
 from tap_kahuna_logs.client import request_timestamp
 from tests.emulators.kahuna_client import read_day_exactly_once
 from tests.support.cli import PluginRun
-from tests.tap_kahuna_logs.kahuna_helpers import CATEGORIES, STREAMS, base_config, emulator_dataset, start_kahuna
+from tests.tap_kahuna_logs.kahuna_helpers import (
+    CATEGORIES,
+    STREAMS,
+    assert_bookmark,
+    base_config,
+    bookmark_after,
+    data_keys,
+    emulator_dataset,
+    iso,
+    minute_of,
+    start_kahuna,
+)
 
 HARD_DAYS = [
     *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
@@ -30,16 +41,6 @@ HARD_DAYS = [
 ]
 PAGE_SIZE = 700
 READINGS = ("page", "chain")
-
-
-def iso(raw_timestamp: str) -> str:
-    """The record form of a raw Kahuna timestamp."""
-    return raw_timestamp.replace(" ", "T") + "+00:00"
-
-
-def minute(raw: dict[str, Any]) -> str:
-    """A raw record's ``HH:MM``."""
-    return raw["timestamp"][11:16]
 
 
 def request_day_and_minute(body: dict[str, Any]) -> tuple[str, str]:
@@ -64,41 +65,15 @@ def config(emulator: EmulatorProcess, data: KahunaDataset, **overrides: Any) -> 
     return base_config(emulator, **settings)
 
 
-def expected_keys(
-    data: KahunaDataset, category: str, days: list[date] | None = None, skip: dict[date, int] | None = None
-) -> list[tuple[str, int]]:
-    """Every (log_date, log_position) of ``category`` on ``days`` (default all), in order, but each day's first
-    ``skip[day]``."""
-    skipped = skip or {}
-    return [
-        (day.isoformat(), position)
-        for day in days or data.days
-        for position in range(len(data.records(category, day)))
-        if position >= skipped.get(day, 0)
-    ]
-
-
 def assert_exactly_the_data(run: PluginRun, data: KahunaDataset, categories: tuple[str, ...] = CATEGORIES) -> None:
     """Exit 0; every record of the data once, in order, with its own timestamp."""
     assert run.returncode == 0, run.stderr[-3000:]
     for category in categories:
         records = run.rows(STREAMS[category])
         keys = [(record["log_date"], record["log_position"]) for record in records]
-        assert keys == expected_keys(data, category), category
+        assert keys == data_keys(data, category), category
         raws = [raw for day in data.days for raw in data.records(category, day)]
         assert [record["timestamp"] for record in records] == [iso(raw["timestamp"]) for raw in raws], category
-
-
-def bookmark_of(data: KahunaDataset, category: str, day: date, emitted: int) -> dict[str, Any]:
-    """The bookmark after the first ``emitted`` records (or all) of ``category``'s ``day``, computed from the data."""
-    records = data.records(category, day)[:emitted]
-    last = records[-1]
-    return {
-        "day": day.isoformat(),
-        "day_records_emitted": len(records),
-        "last_timestamp": iso(last["timestamp"]),
-        "minute_records_emitted": sum(1 for raw in records if raw["timestamp"][:16] == last["timestamp"][:16]),
-    }
 
 
 def assert_every_state_matches_the_records_before_it(run: PluginRun, data: KahunaDataset) -> None:
@@ -118,8 +93,7 @@ def assert_every_state_matches_the_records_before_it(run: PluginRun, data: Kahun
                     assert bookmark["day"] > day_text, bookmark
                     assert bookmark["day_records_emitted"] == 0, bookmark
                     continue
-                expected = bookmark_of(data, category, date.fromisoformat(day_text), position + 1)
-                assert {name: bookmark[name] for name in expected} == expected
+                assert_bookmark(bookmark, bookmark_after(data, category, date.fromisoformat(day_text), position + 1))
                 checked += 1
     assert checked > len(STREAMS), "mid-day STATE messages were checked, not only the last"
 
@@ -152,7 +126,7 @@ def test_the_hard_days_hold_what_this_module_relies_on(data: KahunaDataset) -> N
     for category in ("inapp", "push", "email"):
         records = data.records(category, yesterday)
         assert len(records) == 3201 + 600
-        per_minute = Counter(minute(raw) for raw in records)
+        per_minute = Counter(minute_of(raw) for raw in records)
         assert per_minute["10:15"] >= 600, "the burst"
         assert max(Counter(raw["timestamp"] for raw in records).values()) >= 300, "the run of equal timestamps"
         assert max(per_minute.values()) < PAGE_SIZE, "every minute fits in one capped chain"
@@ -174,8 +148,7 @@ def test_every_record_exactly_once_with_cursor_expiry_and_5xx(
     assert emulator.control("kahuna/cursors")["expired_answers"] > 0, "cursors expired mid-chain"
     today = data.days[-1]
     for category, stream in STREAMS.items():
-        final, expected = run.final_state["bookmarks"][stream], bookmark_of(data, category, today, 10**9)
-        assert {name: final[name] for name in expected} == expected, category
+        assert_bookmark(run.final_state["bookmarks"][stream], bookmark_after(data, category, today, 10**9))
     assert_every_state_matches_the_records_before_it(run, data)
 
 
@@ -191,9 +164,9 @@ def test_page_size_reading_costs_one_request_more_per_category_and_day(
         expected_requests = 0
         for day in data.days:
             records = data.records(category, day)
-            last_minute_records = sum(1 for raw in records if minute(raw) == minute(records[-1]))
+            last_minute_records = sum(1 for raw in records if minute_of(raw) == minute_of(records[-1]))
             starts = [request_day_and_minute(b)[1] for b in asked if b.get("timestamp", "").startswith(f"{day:%m/%d}")]
-            assert starts == ["00:00", minute(records[-1])], (category, day)
+            assert starts == ["00:00", minute_of(records[-1])], (category, day)
             expected_requests += math.ceil(len(records) / PAGE_SIZE) + math.ceil(last_minute_records / PAGE_SIZE)
         assert len(asked) == expected_requests, category
 
@@ -261,7 +234,7 @@ def test_bookmarks_inside_a_minute_resume_at_the_next_record(
     yesterday = data.days[-2]
 
     def first_from(category: str, clock: str) -> int:
-        return next(i for i, raw in enumerate(data.records(category, yesterday)) if minute(raw) >= clock)
+        return next(i for i, raw in enumerate(data.records(category, yesterday)) if minute_of(raw) >= clock)
 
     longest_run_at = Counter(raw["timestamp"] for raw in data.records("inapp", yesterday)).most_common(1)[0][0]
     inapp_run_start = next(
@@ -275,7 +248,7 @@ def test_bookmarks_inside_a_minute_resume_at_the_next_record(
     }
     state = {
         "bookmarks": {
-            STREAMS[category]: bookmark_of(data, category, yesterday, position)
+            STREAMS[category]: bookmark_after(data, category, yesterday, position)
             for category, position in positions.items()
         }
     }
@@ -284,7 +257,7 @@ def test_bookmarks_inside_a_minute_resume_at_the_next_record(
     assert run.returncode == 0, run.stderr[-3000:]
     for category, position in positions.items():
         keys = [(r["log_date"], r["log_position"]) for r in run.rows(STREAMS[category])]
-        assert keys == expected_keys(data, category, data.days[1:], skip={yesterday: position}), category
+        assert keys == data_keys(data, category, data.days[1:], skip={yesterday: position}), category
         bookmark = state["bookmarks"][STREAMS[category]]
         first_asked = next(
             request_day_and_minute(r["json"])
