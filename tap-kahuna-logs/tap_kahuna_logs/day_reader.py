@@ -135,9 +135,12 @@ class DayReader:
                 if chain.received <= chain.held_of_minute:
                     self.check_repeated(raw, chain)
                     continue
-                self.check_day(raw, chain)
+                timestamp = raw.get("timestamp")
+                stamp = record_minute(timestamp)
+                if stamp is not None and stamp[0] != self.progress.day_text:
+                    raise self.other_day(stamp, chain)
                 new_records.append(raw)
-                self.progress.advance(raw.get("timestamp"))
+                self.progress.count(stamp, timestamp)
             if new_records:
                 chain.new += len(new_records)
                 self.keep(new_records)
@@ -150,22 +153,20 @@ class DayReader:
     def check_repeated(self, raw: dict, chain: Chain) -> None:
         """A record the chain sends again must be of its start minute, or the server did not read the time as sent."""
         stamp = record_minute(raw.get("timestamp"))
-        if stamp == (self.progress.day.isoformat(), chain.minute):
+        if stamp == (self.progress.day_text, chain.minute):
             return
         found = f"{stamp[0]} {stamp[1]}" if stamp else "no readable timestamp"
         raise KahunaAPIError(
             f"Kahuna Logs API answered the request for {self.where} from {chain.minute} "
             f'("timestamp": "{self.describe_minute(chain.minute)}") with a record of {found} where the '
             f"{chain.held_of_minute} records of {chain.minute} read before were due: it did not read the time as "
-            f"sent; try the other timestamp_format (24h or am_pm). Nothing of this day was emitted, re-run to read it again."
+            f"sent; try the other timestamp_format (24h or am_pm). Nothing of this day was emitted, re-run to read "
+            f"it again."
         )
 
-    def check_day(self, raw: dict, chain: Chain) -> None:
-        """A new record must belong to the requested day (a date read another way would mislabel records)."""
-        stamp = record_minute(raw.get("timestamp"))
-        if stamp is None or stamp[0] == self.progress.day.isoformat():
-            return
-        raise KahunaAPIError(
+    def other_day(self, stamp: tuple[str, str], chain: Chain) -> KahunaAPIError:
+        """A new record of another day than requested: a date read another way would mislabel records."""
+        return KahunaAPIError(
             f"Kahuna Logs API answered the request for {self.where} from {chain.minute} "
             f'("timestamp": "{self.describe_minute(chain.minute)}") with a record of {stamp[0]} {stamp[1]}: '
             f"it did not read the date as sent (m/dd/yyyy); nothing of this day was emitted, re-run to read it again."

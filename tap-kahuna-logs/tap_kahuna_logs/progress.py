@@ -24,6 +24,7 @@ BOOKMARK_DAY_RECORDS = "day_records_emitted"
 BOOKMARK_LAST_TIMESTAMP = "last_timestamp"
 BOOKMARK_MINUTE_RECORDS = "minute_records_emitted"
 DAY_START = "00:00"
+ISO_LENGTH = len("2026-11-18T15:29:59.123456+00:00")  # records.iso_timestamp's form
 
 # A UTC timestamp as the API sends it (``2026-11-18 15:29:59.123456``) or as records carry it (ISO, ``+00:00``):
 # its day and minute are read without parsing; anything else goes through ``iso_timestamp``.
@@ -32,10 +33,21 @@ _PLAIN_UTC = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})
 
 def record_minute(timestamp: t.Any) -> tuple[str, str] | None:
     """(UTC day ``YYYY-MM-DD``, minute ``HH:MM``) of a record timestamp, or None when it is not readable."""
-    if isinstance(timestamp, str) and _PLAIN_UTC.fullmatch(timestamp):
+    if isinstance(timestamp, str) and (_is_record_iso(timestamp) or _PLAIN_UTC.fullmatch(timestamp)):
         return timestamp[:10], timestamp[11:16]
     iso = iso_timestamp(timestamp)
     return (iso[:10], iso[11:16]) if iso else None
+
+
+def _is_record_iso(timestamp: str) -> bool:
+    """Whether ``timestamp`` is ``iso_timestamp``'s own UTC form (a record's ``timestamp``): a quick check."""
+    return (
+        len(timestamp) == ISO_LENGTH
+        and timestamp.endswith("+00:00")
+        and timestamp[10] == "T"
+        and timestamp[11:13].isdigit()
+        and timestamp[14:16].isdigit()
+    )
 
 
 @dataclass
@@ -58,8 +70,11 @@ class DayProgress:
 
     def advance(self, timestamp: t.Any) -> None:
         """Count one more record of the day, stamped ``timestamp`` (raw or ISO)."""
+        self.count(record_minute(timestamp), timestamp)
+
+    def count(self, stamp: tuple[str, str] | None, timestamp: t.Any) -> None:
+        """Count one more record of the day: ``stamp`` is ``record_minute(timestamp)``, already known."""
         self.records += 1
-        stamp = record_minute(timestamp)
         if stamp is None or stamp[0] != self.day_text or stamp[1] < self.minute:
             return
         if stamp[1] == self.minute:
