@@ -46,6 +46,19 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         self._dead_letter_lock = threading.Lock()
         self._started = time.monotonic()
 
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in target settings, less those that mean nothing for beacons.
+
+        ``load_method`` (append/upsert/overwrite) and ``add_record_metadata`` (``_sdc_`` columns, which beacons
+        never send) belong to SQL targets; ``batch_size_rows`` (how many records' beacons are delivered before
+        the next STATE can be emitted) and ``validate_records`` keep their meaning.
+        """
+        super().append_builtin_config(config_jsonschema)
+        for name in ("load_method", "add_record_metadata"):
+            config_jsonschema.get("properties", {}).pop(name, None)
+
     @cached_property
     def settings(self) -> KissmetricsSettings:
         """The config with defaults applied."""
