@@ -344,7 +344,7 @@ def keep_state(workdir: Path, states: list[dict[str, Any]]) -> None:
 def kahuna_success(bench: Bench) -> list[PluginRun]:
     emulator = bench.emulator("kahuna")
     emulator.set_faults(error_rate=0.1, drop_rate=0.05, seed=9)
-    # Random expiry, and one certain (the third cursor use), so the "restarting the day" path always runs.
+    # Random expiry, and one certain (the third cursor use), so the expired-cursor path always runs.
     emulator.control("kahuna/cursors", {"expire_rate": 0.1, "seed": 3, "expire_at_uses": [3]})
     categories = ("inapp", "user_merge")
     config = canary_kahuna_config(emulator.url, page_size=40, categories=list(categories))
@@ -356,7 +356,7 @@ def kahuna_success(bench: Bench) -> list[PluginRun]:
     for stream, rows in expected_kahuna_keys(categories=categories).items():
         assert sorted(emitted[stream]) == sorted(rows), f"{stream}: not the dataset's records"
     assert "Retrying" in run.stderr
-    assert "restarting the day" in run.stderr
+    assert "Cursor expired while reading" in run.stderr
     assert emulator.control("kahuna/cursors")["expired_answers"] > 0
     assert_requests_were_logged(run, PLUGINS["kahuna"])
     sent = {entry["headers"].get("Authorization") for entry in emulator.requests()}
