@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and database.
-# Idempotent: returns at once when a server already answers there. Installs PostgreSQL with
-# apt-get when no initdb is found (needs root, as `make test` on a fresh CI machine has).
+# A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and two databases:
+# the warehouse and Meltano's shared system database (runs and state of sharded runs, orchestration/).
+# Idempotent: when a server already answers there it only makes sure (if this script's cluster) that
+# the user and databases exist. Installs PostgreSQL with apt-get when no initdb is found (needs root,
+# as `make test` on a fresh CI machine has).
 set -euo pipefail
 
 PORT="${KK_PG_PORT:-55432}"
@@ -10,6 +12,7 @@ DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata-$PORT}"
 DB_USER="${KK_PG_USER:-kk}"
 DB_PASSWORD="${KK_PG_PASSWORD:-kk-dev-password}"
 DB_NAME="${KK_PG_DATABASE:-kk_warehouse}"
+SYSTEM_DB_NAME="${KK_PG_SYSTEM_DATABASE:-kk_meltano}"
 
 fail() { echo "postgres.sh: $*" >&2; exit 1; }
 
@@ -46,7 +49,22 @@ as_server_user() {
 
 sql() { as_server_user "$BIN/psql" -X -q -h "$DATA_DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
+ensure_user_and_databases() {
+    sql <<SQL
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$DB_USER', '$DB_PASSWORD')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$DB_NAME', '$DB_USER')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$SYSTEM_DB_NAME', '$DB_USER')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$SYSTEM_DB_NAME') \gexec
+SQL
+}
+
 if answers; then
+    # Our own cluster (its socket is in DATA_DIR): a database added since it was created is made now.
+    if [[ -S "$DATA_DIR/.s.PGSQL.$PORT" ]] && BIN="$(pg_bin_dir)"; then
+        ensure_user_and_databases
+    fi
     exit 0
 fi
 
@@ -70,10 +88,5 @@ as_server_user "$BIN/pg_ctl" -D "$DATA_DIR" -l "$DATA_DIR/server.log" -w -t 60 \
     -o "-p $PORT -k $DATA_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
     fail "the server did not start on 127.0.0.1:$PORT: see $DATA_DIR/server.log"
 
-sql <<SQL
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$DB_USER', '$DB_PASSWORD')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', '$DB_NAME', '$DB_USER')
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
-SQL
-echo "postgres.sh: PostgreSQL on 127.0.0.1:$PORT, database $DB_NAME, user $DB_USER (data in $DATA_DIR)" >&2
+ensure_user_and_databases
+echo "postgres.sh: PostgreSQL on 127.0.0.1:$PORT, databases $DB_NAME and $SYSTEM_DB_NAME, user $DB_USER (data in $DATA_DIR)" >&2
