@@ -1,5 +1,8 @@
 """Sensors: Kaon's dynamic partitions follow the settings; the replay follows the Kahuna loads it reads."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 from kk_orchestration.jobs import shards_run_config
@@ -53,14 +56,21 @@ def build_replay_after_loads_sensor(
         description="Replays into Kissmetrics once the Kahuna logs it reads are loaded (instead of a fixed :40).",
     )
     def replay_after_loads(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-        run_config = context.dagster_run.run_config or {}
-        loaded = run_config.get("ops", {}).get("plan_shards", {}).get("config", {}).get("partitions", {})
-        if not loaded.get("kahuna_logs"):
-            return dg.SkipReason(f"run {context.dagster_run.run_id} loaded no Kahuna logs")
-        return dg.RunRequest(
-            run_key=f"after-{context.dagster_run.run_id}",
-            run_config=shards_run_config({"kissmetrics_replay": replay_keys}),
-            tags={"kk/after-run": context.dagster_run.run_id},
-        )
+        run = context.dagster_run
+        return replay_request_after(run.run_id, run.run_config or {}, replay_keys)
 
     return replay_after_loads
+
+
+def replay_request_after(
+    run_id: str, run_config: Mapping[str, Any], replay_keys: list[str]
+) -> dg.RunRequest | dg.SkipReason:
+    """The replay of every shard after a successful shards run that loaded Kahuna logs (once per run)."""
+    loaded = run_config.get("ops", {}).get("plan_shards", {}).get("config", {}).get("partitions", {})
+    if not loaded.get("kahuna_logs"):
+        return dg.SkipReason(f"run {run_id} loaded no Kahuna logs")
+    return dg.RunRequest(
+        run_key=f"after-{run_id}",
+        run_config=shards_run_config({"kissmetrics_replay": replay_keys}),
+        tags={"kk/after-run": run_id},
+    )
