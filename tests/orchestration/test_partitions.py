@@ -79,7 +79,7 @@ def test_the_partitions_follow_the_taps_own_defaults() -> None:
     from tap_kaon_insights.tap import TapKaonInsights
 
     assert list(KAHUNA_CATEGORIES) == TapKahunaLogs.config_jsonschema["properties"]["categories"]["default"]
-    assert KAON_FIRST_FULL_DATA_WEEK == TapKaonInsights.config_jsonschema["properties"]["start_week"]["default"]
+    assert TapKaonInsights.config_jsonschema["properties"]["start_week"]["default"] == KAON_FIRST_FULL_DATA_WEEK
     assert kahuna_partition_settings({"start_date": "2026-11-01"}) == (date(2026, 11, 1), KAHUNA_CATEGORIES)
     assert kaon_start_week({}) == KAON_FIRST_FULL_DATA_WEEK
     assert kaon_start_week({"start_week": 700}) == 700
@@ -142,7 +142,10 @@ def test_a_failed_run_is_explained_by_the_failed_plugin_or_the_signal() -> None:
     ]
     assert failure_reason(log, 1) == "Kaon Insights kept failing: HTTP 500"
     assert failure_reason(log, -9) == "killed by SIGKILL"
-    metric = '2026-12-01T10:20:56.9Z [info     ] target-postgres METRIC: {"metric":"record_count","value":7,"tags":{"stream":"s"}}\n'
+    metric = (
+        "2026-12-01T10:20:56.9Z [info     ] target-postgres METRIC:"
+        ' {"metric":"record_count","value":7,"tags":{"stream":"s"}}\n'
+    )
     assert records_by_stream([metric, metric], "target-postgres") == {"s": 14}
     assert records_by_stream([metric], "tap-kahuna-logs") == {}
 
