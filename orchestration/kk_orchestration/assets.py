@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from kk_orchestration.partitions import ShardedAsset
-from kk_orchestration.shards import MeltanoProject
+from kk_orchestration.shards import MeltanoProject, ShardContext
 
 # Every shard step takes a slot of this pool: a deployment caps concurrent shards across runs with it
 # (dagster.yaml `concurrency: pools: default_limit`, orchestration/README.md).
@@ -44,6 +44,6 @@ def kissmetrics_views(context: dg.AssetExecutionContext, meltano: MeltanoProject
     apply_views(context, meltano)
 
 
-def apply_views(context: dg.AssetExecutionContext | dg.OpExecutionContext, meltano: MeltanoProject) -> None:
+def apply_views(context: ShardContext, meltano: MeltanoProject) -> None:
     """Create or replace the replay's views."""
     meltano.run_meltano(context, ["invoke", "warehouse-sql:apply"], label="warehouse-sql:apply")

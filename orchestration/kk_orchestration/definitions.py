@@ -30,7 +30,7 @@ def build_definitions() -> dg.Definitions:
         build_meltano_job(job["name"]) for job in project.get("jobs") or [] if job["name"] not in SHARDED_MELTANO_JOBS
     ]
     jobs = {job.name: job for job in [*shard_jobs, *whole_jobs]}
-    replay_keys = sharded["kissmetrics_replay"].partitions_def.get_partition_keys()
+    replay_keys = list(sharded["kissmetrics_replay"].partitions_def.get_partition_keys())
     return dg.Definitions(
         assets=[*assets, kissmetrics_views],
         jobs=list(jobs.values()),

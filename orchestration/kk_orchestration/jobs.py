@@ -9,6 +9,7 @@ A shards run lists partitions per asset::
           partitions:
             kahuna_logs: ["inapp|2026-11-16", "push|2026-11-16"]
             kaon_clickstreams: ["EXT-0001"]
+          periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
     execution:
       config:
         max_concurrent: 4
@@ -38,10 +39,16 @@ _MAPPING_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class ShardsConfig(dg.Config):
-    """Which partitions a shards run materializes."""
+    """Which partitions a shards run materializes, and how many consecutive periods one shard may read."""
 
     partitions: dict[str, list[str]] = Field(
         default_factory=dict, description="Per sharded asset name, the partition keys to materialize."
+    )
+    periods_per_shard: int = Field(
+        default=1,
+        ge=1,
+        description="Backfills: consecutive days (kahuna_logs, per category) or weeks (kaon_weekly_tables) one shard"
+        " reads. 1: a shard per partition (finest retries); more: fewer Meltano start-ups.",
     )
 
 
@@ -51,10 +58,15 @@ def max_concurrent_shards() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_CONCURRENT_SHARDS
 
 
-def shards_run_config(partitions: Mapping[str, Sequence[str]], max_concurrent: int | None = None) -> dict[str, Any]:
-    """The run config of a shards run: its partitions, and how many shards run at once."""
+def shards_run_config(
+    partitions: Mapping[str, Sequence[str]], max_concurrent: int | None = None, periods_per_shard: int = 1
+) -> dict[str, Any]:
+    """The run config of a shards run: its partitions, how many one shard reads, how many shards run at once."""
+    plan: dict[str, Any] = {"partitions": {name: list(keys) for name, keys in partitions.items()}}
+    if periods_per_shard > 1:
+        plan["periods_per_shard"] = periods_per_shard
     return {
-        "ops": {"plan_shards": {"config": {"partitions": {name: list(keys) for name, keys in partitions.items()}}}},
+        "ops": {"plan_shards": {"config": plan}},
         "execution": {
             "config": {
                 "max_concurrent": max_concurrent or max_concurrent_shards(),
@@ -65,11 +77,11 @@ def shards_run_config(partitions: Mapping[str, Sequence[str]], max_concurrent: i
     }
 
 
-def mapping_key(asset_name: str, partition_key: str) -> str:
-    """A step's mapping key: readable, unique per (asset, partition), only the characters Dagster allows."""
-    readable = _MAPPING_KEY_UNSAFE.sub("_", f"{asset_name}__{partition_key}")[:80]
-    digest = hashlib.sha256(f"{asset_name}\0{partition_key}".encode()).hexdigest()[:8]
-    return f"{readable}_{digest}"
+def mapping_key(asset_name: str, partition_key: str, partitions: int = 1) -> str:
+    """A step's mapping key: readable, unique per (asset, first partition, span), only characters Dagster allows."""
+    label = f"{asset_name}__{partition_key}" + (f"__{partitions}" if partitions > 1 else "")
+    digest = hashlib.sha256(f"{asset_name}\0{partition_key}\0{partitions}".encode()).hexdigest()[:8]
+    return f"{_MAPPING_KEY_UNSAFE.sub('_', label)[:80]}_{digest}"
 
 
 def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefinition]:
@@ -90,15 +102,16 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
                 unknown = [key for key in keys if not asset.partitions_def.has_partition_key(key)]
             if unknown:
                 raise dg.Failure(f"plan_shards: {name} has no partition {unknown}")
-            for key in keys:
-                yield dg.DynamicOutput((name, key), mapping_key=mapping_key(name, key))
+            for span in asset.spans(keys, config.periods_per_shard):
+                yield dg.DynamicOutput((name, span), mapping_key=mapping_key(name, span[0], len(span)))
 
-    @dg.op(pool=SHARD_POOL, description="One shard: meltano run --state-id-suffix <partition> of one partition.")
-    def load_shard(context: dg.OpExecutionContext, target: tuple[str, str], meltano: MeltanoProject) -> None:
-        name, key = target
+    @dg.op(pool=SHARD_POOL, description="One shard: meltano run --state-id-suffix <partition> of its partitions.")
+    def load_shard(context: dg.OpExecutionContext, target: tuple[str, list[str]], meltano: MeltanoProject) -> None:
+        name, keys = target
         asset = sharded[name]
-        metadata = meltano.run_shard(context, asset.shard_for(key))
-        context.log_event(dg.AssetMaterialization(asset_key=asset.key, partition=key, metadata=metadata))
+        metadata = meltano.run_shard(context, asset.shard_of(keys))
+        for key in keys:
+            context.log_event(dg.AssetMaterialization(asset_key=asset.key, partition=key, metadata=metadata))
 
     @dg.op(description="Create or replace the views the replay reads, once before its shards.")
     def apply_kissmetrics_views(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:

@@ -16,7 +16,7 @@ variables for that one run (no tap code knows about Dagster):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,7 +36,12 @@ REPLAY = ("tap-postgres", "target-kissmetrics--warehouse")
 
 @dataclass(frozen=True)
 class ShardedAsset:
-    """A partitioned asset whose every partition is one shard."""
+    """A partitioned asset whose every partition is one shard.
+
+    Time-partitioned assets also say which series and period a partition is (``period_of``: Kahuna's
+    category and day, Kaon's week) and can read consecutive periods of one series in one shard
+    (``span_shard_for``): a backfill with fewer start-ups, at the price of coarser retries.
+    """
 
     name: str
     group: str
@@ -44,11 +49,36 @@ class ShardedAsset:
     partitions_def: dg.PartitionsDefinition
     shard_for: Callable[[str], Shard]
     kinds: frozenset[str] = frozenset({"meltano", "postgres"})
+    period_of: Callable[[str], tuple[str, int]] | None = None
+    span_shard_for: Callable[[Sequence[str]], Shard] | None = None
 
     @property
     def key(self) -> dg.AssetKey:
         """The asset key (its name)."""
         return dg.AssetKey(self.name)
+
+    def spans(self, keys: Sequence[str], periods_per_shard: int) -> list[list[str]]:
+        """The keys in shards: alone, or runs of up to ``periods_per_shard`` consecutive periods of one series."""
+        if periods_per_shard <= 1 or self.period_of is None or self.span_shard_for is None:
+            return [[key] for key in keys]
+        period_of = self.period_of
+        spans: list[list[str]] = []
+        for key in sorted(set(keys), key=period_of):
+            series, period = period_of(key)
+            last = spans[-1][-1] if spans else None
+            if last is not None and period_of(last) == (series, period - 1) and len(spans[-1]) < periods_per_shard:
+                spans[-1].append(key)
+            else:
+                spans.append([key])
+        return spans
+
+    def shard_of(self, keys: Sequence[str]) -> Shard:
+        """The shard that reads these partitions (one, or a span from ``spans``)."""
+        if len(keys) == 1:
+            return self.shard_for(keys[0])
+        if self.span_shard_for is None:
+            raise ValueError(f"{self.name}: one partition per shard, not {len(keys)}")
+        return self.span_shard_for(keys)
 
 
 def kahuna_partitions(settings: PartitionSettings) -> dg.MultiPartitionsDefinition:
@@ -75,28 +105,31 @@ def replay_partitions(shard_count: int) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition([f"shard-{index}-of-{shard_count}" for index in range(shard_count)])
 
 
-def kahuna_shard(category: str, day: date) -> Shard:
-    """One category's logs of one UTC day."""
+def kahuna_shard(category: str, day: date, last_day: date | None = None) -> Shard:
+    """One category's logs of one UTC day (or of the days from ``day`` to ``last_day``)."""
+    last_day = last_day or day
+    span = day.isoformat() if last_day == day else f"{day.isoformat()}--{last_day.isoformat()}"
     return Shard(
         *KAHUNA_LOAD,
-        state_id_suffix=state_id_suffix(category, day.isoformat()),
+        state_id_suffix=state_id_suffix(category, span),
         settings={
             "TAP_KAHUNA_LOGS_CATEGORIES": json.dumps([category]),
             "TAP_KAHUNA_LOGS_START_DATE": day.isoformat(),
-            "TAP_KAHUNA_LOGS_END_DATE": day.isoformat(),
+            "TAP_KAHUNA_LOGS_END_DATE": last_day.isoformat(),
         },
     )
 
 
-def kaon_week_shard(week: int) -> Shard:
-    """The weekly tables of one Kaon week (start_date too: when set it would override start_week)."""
+def kaon_week_shard(week: int, last_week: int | None = None) -> Shard:
+    """The weekly tables of one Kaon week (or of the weeks to ``last_week``); start_date too, as it wins."""
+    last_week = last_week or week
     return Shard(
         *KAON_WEEKLY_LOAD,
-        state_id_suffix=state_id_suffix("week", str(week)),
+        state_id_suffix=state_id_suffix("week", str(week)) + ("" if last_week == week else f"--{last_week}"),
         settings={
             "TAP_KAON_INSIGHTS_START_DATE": week_start(week).isoformat(),
             "TAP_KAON_INSIGHTS_START_WEEK": str(week),
-            "TAP_KAON_INSIGHTS_END_WEEK": str(week),
+            "TAP_KAON_INSIGHTS_END_WEEK": str(last_week),
         },
     )
 
@@ -139,12 +172,25 @@ def sharded_assets(settings: PartitionSettings) -> dict[str, ShardedAsset]:
     kahuna = kahuna_partitions(settings)
     weeks = kaon_week_partitions(settings)
 
-    def kahuna_for(key: str) -> Shard:
+    def kahuna_day(key: str) -> tuple[str, int]:
         dimensions = kahuna.get_partition_key_from_str(key).keys_by_dimension
-        return kahuna_shard(dimensions["category"], date.fromisoformat(dimensions["day"]))
+        return dimensions["category"], date.fromisoformat(dimensions["day"]).toordinal()
+
+    def kahuna_for(key: str) -> Shard:
+        return kahuna_span_for([key])
+
+    def kahuna_span_for(keys: Sequence[str]) -> Shard:
+        (category, first), (_, last) = kahuna_day(keys[0]), kahuna_day(keys[-1])
+        return kahuna_shard(category, date.fromordinal(first), date.fromordinal(last))
+
+    def kaon_week(key: str) -> tuple[str, int]:
+        return "", week_of(date.fromisoformat(key))
 
     def week_for(key: str) -> Shard:
-        return kaon_week_shard(week_of(date.fromisoformat(key)))
+        return week_span_for([key])
+
+    def week_span_for(keys: Sequence[str]) -> Shard:
+        return kaon_week_shard(kaon_week(keys[0])[1], kaon_week(keys[-1])[1])
 
     def replay_for(key: str) -> Shard:
         return replay_shard(*parse_replay_key(key))
@@ -157,6 +203,8 @@ def sharded_assets(settings: PartitionSettings) -> dict[str, ShardedAsset]:
             " per partition.",
             kahuna,
             kahuna_for,
+            period_of=kahuna_day,
+            span_shard_for=kahuna_span_for,
         ),
         ShardedAsset(
             "kaon_weekly_tables",
@@ -165,6 +213,8 @@ def sharded_assets(settings: PartitionSettings) -> dict[str, ShardedAsset]:
             " partition.",
             weeks,
             week_for,
+            period_of=kaon_week,
+            span_shard_for=week_span_for,
         ),
         ShardedAsset(
             "kaon_clickstreams",

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +29,7 @@ KAHUNA_CATEGORIES = ("inapp", "push", "email", "user_merge")
 KAON_FIRST_FULL_DATA_WEEK = 417
 KAON_WEEK_ZERO = date(2012, 1, 1)  # week N starts on Sunday 2012-01-01 + 7N days (UTC)
 DEFAULT_REPLAY_SHARDS = 4
+SETTINGS_VARIABLE = "KK_PARTITION_SETTINGS"
 
 
 class ProjectSettingsError(RuntimeError):
@@ -130,19 +131,32 @@ def replay_shard_count() -> int:
 
 @lru_cache(maxsize=1)
 def partition_settings() -> PartitionSettings:
-    """The partition settings, read once per process (~0.8 s a plugin).
+    """The partition settings, read once per process tree (~0.8 s a plugin).
 
-    One plugin after the other: the first meltano command on a new system database migrates it, and
-    two at once would both create its tables (``duplicate key ... alembic_version``).
+    The first load passes them on in ``KK_PARTITION_SETTINGS`` to the processes it starts (a run's
+    forkserver and steps, a code server's runs): they build the very partitions their parent planned
+    with, without asking Meltano again. One plugin after the other: the first meltano command on a new
+    system database migrates it, and two at once would both create its tables.
     """
+    inherited = os.environ.get(SETTINGS_VARIABLE)
+    if inherited:
+        fields = json.loads(inherited)
+        return PartitionSettings(
+            kahuna_start_date=date.fromisoformat(fields["kahuna_start_date"]),
+            kahuna_categories=tuple(fields["kahuna_categories"]),
+            kaon_start_week=int(fields["kaon_start_week"]),
+            replay_shards=int(fields["replay_shards"]),
+        )
     kahuna, kaon = plugin_config("tap-kahuna-logs"), plugin_config("tap-kaon-insights")
     start_date, categories = kahuna_partition_settings(kahuna)
-    return PartitionSettings(
+    settings = PartitionSettings(
         kahuna_start_date=start_date,
         kahuna_categories=categories,
         kaon_start_week=kaon_start_week(kaon),
         replay_shards=replay_shard_count(),
     )
+    os.environ[SETTINGS_VARIABLE] = json.dumps({**asdict(settings), "kahuna_start_date": start_date.isoformat()})
+    return settings
 
 
 def kaon_lists() -> tuple[list[str], list[str]]:

@@ -89,7 +89,7 @@ def kaon_due(sharded: Mapping[str, ShardedAsset]) -> TickPartitions:
 
 def replay_due(sharded: Mapping[str, ShardedAsset]) -> TickPartitions:
     """Every shard of the replay."""
-    keys = sharded["kissmetrics_replay"].partitions_def.get_partition_keys()
+    keys = list(sharded["kissmetrics_replay"].partitions_def.get_partition_keys())
     return lambda _context: {"kissmetrics_replay": keys}
 
 

@@ -1,4 +1,4 @@
-"""One shard = one ``meltano run --state-id-suffix <key>`` of one partition, and how it is run and stopped.
+"""One shard = one ``meltano run --state-id-suffix <key>`` of its partitions, and how it is run and stopped.
 
 Every shard runs through ``scripts/isolated_meltano.py`` (its own ``MELTANO_SYS_DIR_ROOT``), against the
 shared PostgreSQL system database (``MELTANO_DATABASE_URI``) with ``MELTANO_STATE_BACKEND_URI=systemdb``,
@@ -30,6 +30,8 @@ from pydantic import Field
 from kk_orchestration.project import PROJECT_DIR, environment, meltano_command
 
 LOG_TAIL_LINES = 40
+# What runs a shard: an asset's partition or a step of a shards job (only its logger is used).
+ShardContext = dg.OpExecutionContext | dg.AssetExecutionContext
 # Shards of one table loading a new warehouse at the same moment race to create its schema, table or
 # column (PostgreSQL: `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`).
 # Nothing was loaded and no state written: such a shard is simply run again, a few seconds later.
@@ -151,7 +153,7 @@ class MeltanoProject(dg.ConfigurableResource):
             "MELTANO_STATE_BACKEND_URI": "systemdb",
         }
 
-    def run_shard(self, context: dg.OpExecutionContext, shard: Shard) -> dict[str, Any]:
+    def run_shard(self, context: ShardContext, shard: Shard) -> dict[str, Any]:
         """Run one shard; returns the materialization's metadata, raises ``dg.Failure`` naming the state ID."""
         state_id = shard.state_id(environment())
         run_id = str(uuid.uuid4())
@@ -180,7 +182,7 @@ class MeltanoProject(dg.ConfigurableResource):
 
     def run_meltano(
         self,
-        context: dg.OpExecutionContext,
+        context: ShardContext,
         arguments: list[str],
         settings: Mapping[str, str] | None = None,
         *,

@@ -32,6 +32,7 @@ from meltano_helpers import POSTGRES, PROJECT_ROOT, VENV_BIN, MeltanoProject, lo
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
+from kk_orchestration.project import SETTINGS_VARIABLE
 
 CODE_LOCATION = "kk_orchestration.definitions"
 DAGSTER_TIMEOUT_SECONDS = 420
@@ -72,16 +73,19 @@ class DagsterProject:
 
     def env(self) -> dict[str, str]:
         """The environment of every dagster command: the Meltano test settings plus the instance and database."""
-        return {
-            **self.meltano.env(),
-            "DAGSTER_HOME": str(self.home),
-            "MELTANO_DATABASE_URI": self.system_database_uri,
-        }
+        env = {**self.meltano.env(), "DAGSTER_HOME": str(self.home), "MELTANO_DATABASE_URI": self.system_database_uri}
+        env.pop(SETTINGS_VARIABLE, None)  # the partitions come from this test's settings, not this process's
+        return env
 
-    def dagster(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def dagster(self, *args: str, check: bool = True, code_location: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``dagster <args> -m kk_orchestration.definitions``; on failure the assertion shows the log's end."""
+        command = self.command(*args) if code_location else [str(VENV_BIN / "dagster"), *args]
+        return self.run_command(command, f"dagster {' '.join(args)}", check=check)
+
+    def run_command(self, command: list[str], label: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command in this test's environment; on failure the assertion shows the steps' failures."""
         result = subprocess.run(
-            self.command(*args),
+            command,
             cwd=PROJECT_ROOT,
             env=self.env(),
             capture_output=True,
@@ -90,9 +94,7 @@ class DagsterProject:
             check=False,
         )
         if check:
-            assert result.returncode == 0, (
-                f"dagster {' '.join(args)} failed:\n{failures(result.stdout + result.stderr)}"
-            )
+            assert result.returncode == 0, f"{label} failed:\n{failures(result.stdout + result.stderr)}"
         return result
 
     def command(self, *args: str) -> list[str]:
@@ -119,6 +121,11 @@ class DagsterProject:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def reexecute_from_failure(self, run_id: str) -> subprocess.CompletedProcess[str]:
+        """Re-execute a run's failed steps only, as the UI's "Re-execute > From failure" does."""
+        script = Path(__file__).with_name("reexecute_from_failure.py")
+        return self.run_command([sys.executable, str(script), run_id], f"re-execution of {run_id}")
 
     @contextmanager
     def instance(self) -> Iterator[dg.DagsterInstance]:
@@ -162,6 +169,20 @@ class DagsterProject:
     def state_ids(self) -> set[str]:
         """Every state ID in the shared system database (``meltano state list``)."""
         return {line.strip() for line in self.systemdb_meltano("state", "list").stdout.splitlines() if line.strip()}
+
+    def completed_states(self) -> dict[str, dict[str, Any]]:
+        """Every state ID's completed state, read from Meltano's ``state`` table in one query.
+
+        What ``meltano state get`` prints for a state ID whose runs all finished (no partial state left),
+        without one meltano process per state ID.
+        """
+        with psycopg.connect(self.system_database_uri.replace("+psycopg", "", 1)) as connection:
+            rows = connection.execute("SELECT state_id, completed_state, partial_state FROM state").fetchall()
+        states = {}
+        for state_id, completed, partial in rows:
+            assert not (json.loads(partial) if isinstance(partial, str) else partial), f"{state_id}: partial state left"
+            states[state_id] = json.loads(completed) if isinstance(completed, str) else completed
+        return states
 
     def systemdb_settings(self) -> dict[str, str]:
         """The settings that put a meltano command on the shards' system database and state backend."""

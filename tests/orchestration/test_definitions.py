@@ -13,6 +13,7 @@ from dagster_helpers import DagsterProject
 from meltano_helpers import PROJECT_ROOT
 
 from kk_orchestration.jobs import dagster_job_name, dagster_name
+from kk_orchestration.project import SETTINGS_VARIABLE
 
 pytestmark = pytest.mark.meltano
 
@@ -33,6 +34,7 @@ def defs() -> Iterator[dg.Definitions]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MELTANO_ENVIRONMENT", "dev")
         patch.delenv("TAP_KAHUNA_LOGS_START_DATE", raising=False)
+        patch.setenv(SETTINGS_VARIABLE, "")  # read them here; undone (unset) after the module
         from kk_orchestration.definitions import build_definitions
 
         yield build_definitions()

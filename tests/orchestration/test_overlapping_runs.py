@@ -26,11 +26,12 @@ pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 KAHUNA_DAYS = 2
 KAHUNA_LOGS_PER_DAY = 30
 ROUNDS = 5
-JOBS = ("kahuna-to-warehouse", "kahuna-to-postgres")
+# The README's cron lines: meltano.yml's schedules of the two jobs, through the launcher.
+SCHEDULES = ("kahuna-to-warehouse-hourly", "kahuna-to-postgres-hourly")
 LAUNCHER = PROJECT_ROOT / "scripts" / "isolated_meltano.py"
 
 
-def test_two_jobs_sharing_a_tap_started_at_the_same_moment_both_succeed_five_times(
+def test_two_scheduled_jobs_sharing_a_tap_started_at_the_same_moment_both_succeed_five_times(
     project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess], warehouse: psycopg.Connection
 ) -> None:
     kahuna = start_emulator("kahuna", "--days", str(KAHUNA_DAYS), "--logs-per-day", str(KAHUNA_LOGS_PER_DAY))
@@ -44,10 +45,10 @@ def test_two_jobs_sharing_a_tap_started_at_the_same_moment_both_succeed_five_tim
     dataset = KahunaDataset(seed=42, now=FIXED_NOW, days=KAHUNA_DAYS, logs_per_day=KAHUNA_LOGS_PER_DAY, env="p")
 
     for round_number in range(ROUNDS):
-        logs = [project.workdir / f"round-{round_number}-{job}.log" for job in JOBS]
-        runs = [project.start("run", job, log_path=log) for job, log in zip(JOBS, logs, strict=True)]
-        for job, run, log in zip(JOBS, runs, logs, strict=True):
-            assert run.wait(timeout=300) == 0, f"round {round_number}, {job}:\n{log_tail(log.read_text())}"
+        logs = [project.workdir / f"round-{round_number}-{name}.log" for name in SCHEDULES]
+        runs = [project.start("schedule", "run", name, log_path=log) for name, log in zip(SCHEDULES, logs, strict=True)]
+        for name, run, log in zip(SCHEDULES, runs, logs, strict=True):
+            assert run.wait(timeout=300) == 0, f"round {round_number}, {name}:\n{log_tail(log.read_text())}"
 
     for category, table in KAHUNA_TABLES.items():
         expected = {row for day in dataset.days for row in expected_kahuna_rows(dataset, category, day)}

@@ -14,13 +14,22 @@ import pytest
 from meltano_helpers import PROJECT_ROOT
 
 from kk_orchestration.jobs import mapping_key, shards_run_config
-from kk_orchestration.partitions import kahuna_shard, kaon_clickstream_shard, kaon_week_shard, replay_shard
+from kk_orchestration.partitions import (
+    kahuna_shard,
+    kaon_clickstream_shard,
+    kaon_week_shard,
+    replay_shard,
+    sharded_assets,
+)
 from kk_orchestration.project import (
     KAHUNA_CATEGORIES,
     KAON_FIRST_FULL_DATA_WEEK,
+    SETTINGS_VARIABLE,
+    PartitionSettings,
     ProjectSettingsError,
     kahuna_partition_settings,
     kaon_start_week,
+    partition_settings,
     week_of,
     week_start,
 )
@@ -52,6 +61,38 @@ def test_a_kaon_week_partition_bounds_the_weekly_streams_to_that_week_even_with_
     assert shard.state_id("dev") == "dev:tap-kaon-insights--weekly-to-target-postgres:week-776"
     assert week_start(417) == date(2019, 12, 29)
     assert week_of(date(2026, 11, 21)) == 776
+
+
+SETTINGS = PartitionSettings(
+    kahuna_start_date=date(2026, 11, 1), kahuna_categories=KAHUNA_CATEGORIES, kaon_start_week=770, replay_shards=2
+)
+
+
+def test_a_backfill_shard_reads_consecutive_days_of_one_category_and_names_them() -> None:
+    kahuna = sharded_assets(SETTINGS)["kahuna_logs"]
+    days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-05", "2026-11-06"]
+    keys = [f"push|{day}" for day in days] + ["inapp|2026-11-01", "inapp|2026-11-02"]
+    spans = kahuna.spans(keys, periods_per_shard=2)
+    assert spans == [
+        ["inapp|2026-11-01", "inapp|2026-11-02"],
+        ["push|2026-11-01", "push|2026-11-02"],
+        ["push|2026-11-03"],  # the 4th is missing: a span never jumps a gap
+        ["push|2026-11-05", "push|2026-11-06"],
+    ]
+    shard = kahuna.shard_of(spans[1])
+    assert shard.state_id_suffix == "push-2026-11-01--2026-11-02"
+    assert dict(shard.settings) == {
+        "TAP_KAHUNA_LOGS_CATEGORIES": '["push"]',
+        "TAP_KAHUNA_LOGS_START_DATE": "2026-11-01",
+        "TAP_KAHUNA_LOGS_END_DATE": "2026-11-02",
+    }
+    assert kahuna.spans(keys, periods_per_shard=1) == [[key] for key in keys]
+    weeks = sharded_assets(SETTINGS)["kaon_weekly_tables"]
+    (span,) = weeks.spans(["2026-11-01", "2026-11-08", "2026-11-15"], periods_per_shard=4)
+    assert weeks.shard_of(span).state_id_suffix == "week-774--776"
+    assert weeks.shard_of(span).settings["TAP_KAON_INSIGHTS_END_WEEK"] == "776"
+    clicks = sharded_assets(SETTINGS)["kaon_clickstreams"]
+    assert clicks.spans(["EXT-0001", "EXT-0000"], periods_per_shard=8) == [["EXT-0001"], ["EXT-0000"]]
 
 
 def test_state_id_suffixes_are_file_safe_stable_and_keep_different_keys_apart() -> None:
@@ -170,3 +211,14 @@ def test_the_private_system_directory_links_the_installation_but_not_the_run_fil
         assert environment["MELTANO_DATABASE_URI"] == f"sqlite:///{shared / 'meltano.db'}"
     finally:
         shutil.rmtree(private)
+
+
+def test_processes_a_run_starts_build_the_partitions_their_run_planned_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    inherited = (
+        '{"kahuna_start_date": "2026-10-01", "kahuna_categories": ["push"], "kaon_start_week": 700, "replay_shards": 3}'
+    )
+    monkeypatch.setenv(SETTINGS_VARIABLE, inherited)
+    monkeypatch.setenv("PATH", "")  # no meltano to ask: the inherited settings must do
+    assert partition_settings.__wrapped__() == PartitionSettings(
+        kahuna_start_date=date(2026, 10, 1), kahuna_categories=("push",), kaon_start_week=700, replay_shards=3
+    )

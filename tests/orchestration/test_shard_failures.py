@@ -69,10 +69,8 @@ def test_a_shard_whose_service_fails_fails_alone_and_rerunning_its_partition_com
     expected_inapp = {row for _, day in kahuna_partitions for row in expected_kahuna_rows(dataset, "inapp", day)}
     assert {comparable(row) for row in kahuna_rows(warehouse, "inapp")} == expected_inapp
     assert not table_exists(warehouse, "kaon.external_id_hits") or clicks_table(warehouse) == {}
-    kahuna_states = {
-        key: dagster_project.meltano_state(f"dev:tap-kahuna-logs-to-target-postgres:inapp-{day.isoformat()}")
-        for key, (_, day) in zip(kahuna_keys, kahuna_partitions, strict=True)
-    }
+    states_before = dagster_project.completed_states()
+    assert set(states_before) == {f"dev:tap-kahuna-logs-to-target-postgres:inapp-{day}" for _, day in kahuna_partitions}
 
     # The service is back: materialize just that partition, as the README says.
     kaon.set_faults(error_rate=0.0)
@@ -83,11 +81,9 @@ def test_a_shard_whose_service_fails_fails_alone_and_rerunning_its_partition_com
     assert dagster_project.materialized_partitions("kaon_clickstreams") == {FAILING_ID}
     # The other shards are untouched: no request to their service, same state, same rows, one materialization.
     assert kahuna.requests() == []
-    for key, (_, day) in zip(kahuna_keys, kahuna_partitions, strict=True):
-        assert (
-            dagster_project.meltano_state(f"dev:tap-kahuna-logs-to-target-postgres:inapp-{day.isoformat()}")
-            == (kahuna_states[key])
-        )
+    states_after = dagster_project.completed_states()
+    assert {state_id: states_after[state_id] for state_id in states_before} == states_before
+    for key in kahuna_keys:
         assert len(dagster_project.materializations("kahuna_logs", key)) == 1
     assert {comparable(row) for row in kahuna_rows(warehouse, "inapp")} == expected_inapp
 
@@ -134,7 +130,8 @@ def test_a_shard_killed_mid_run_reruns_at_once_and_loses_and_doubles_nothing(
     assert 0 < loaded_before < len(dataset.records("push", day))
 
     kahuna.set_faults(latency_ms=0.0)
-    dagster_project.dagster("asset", "materialize", "--select", "kahuna_logs", "--partition", kahuna_key("push", day))
+    (killed_run,) = dagster_project.runs()
+    dagster_project.reexecute_from_failure(killed_run.run_id)  # the UI's "Re-execute > From failure"
 
     loaded = [comparable(row) for row in kahuna_rows(warehouse, "push")]
     assert len(loaded) == len(set(loaded))
@@ -144,3 +141,8 @@ def test_a_shard_killed_mid_run_reruns_at_once_and_loses_and_doubles_nothing(
     # The killed run was marked failed by the code that saw it die, not skipped with --force.
     killed_log = (dagster_project.meltano.workdir / "killed.log").read_text()
     assert "marked failed, so the partition can run again" in killed_log
+    # The re-execution ran the killed shard only, not the plan again, and its run succeeded.
+    killed, rerun = dagster_project.runs()
+    assert rerun.parent_run_id == killed.run_id
+    assert rerun.is_success
+    assert [key for key in dagster_project.step_stats(rerun.run_id) if key.startswith("plan")] == []

@@ -75,16 +75,15 @@ def test_kahuna_and_kaon_partitions_load_concurrently_each_with_its_own_state(
     }
     assert dagster_project.state_ids() == set(kahuna_ids) | set(kaon_ids)
     assert "dev:tap-kaon-insights--clicks-to-target-postgres:user_42_test_example.com-" in " ".join(kaon_ids)
+    states = dagster_project.completed_states()
     for state_id, (category, day) in kahuna_ids.items():
-        bookmarks = dagster_project.meltano_state(state_id)["singer_state"]["bookmarks"]
+        bookmarks = states[state_id]["singer_state"]["bookmarks"]
         assert set(bookmarks) == {KAHUNA_TABLES[category]}, state_id
         bookmark = bookmarks[KAHUNA_TABLES[category]]
         assert bookmark["day"] == day.isoformat()
         assert bookmark["day_records_emitted"] == len(dataset.records(category, day))
     for state_id, external_id in kaon_ids.items():
-        partitions = dagster_project.meltano_state(state_id)["singer_state"]["bookmarks"]["external_id_hits"][
-            "partitions"
-        ]
+        partitions = states[state_id]["singer_state"]["bookmarks"]["external_id_hits"]["partitions"]
         assert [p["context"]["external_id"] for p in partitions] == [external_id]
         assert partitions[0]["replication_key_value"] == kaon_data.clickstream(external_id)[-1]["timestamp"]
 
