@@ -63,11 +63,19 @@ def plugin_config(plugin: str) -> dict[str, Any]:
         check=False,
     )
     if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ProjectSettingsError(
-            f"`meltano config print {plugin}` failed in {PROJECT_DIR} ({last_line}): run `make venv meltano-install`"
+            f"`meltano config print {plugin}` failed in {PROJECT_DIR}: {meltano_error(result.stderr)}"
+            " (check MELTANO_DATABASE_URI, MELTANO_ENVIRONMENT and the installation: `make venv meltano-install`)"
         )
     return json.loads(result.stdout)
+
+
+def meltano_error(stderr: str) -> str:
+    """The reason in a failed meltano command's log: its last error line, else its last plain line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not set(line.strip()) & set("│╭╰")]
+    errors = [line.split(" meltano ", 1)[-1].strip() for line in lines if "[error" in line]
+    plain = [line for line in lines if "Need help fixing this problem" not in line]
+    return (errors or plain or ["no output"])[-1]
 
 
 def week_start(week: int) -> date:

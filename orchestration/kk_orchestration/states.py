@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kk_orchestration.project import PROJECT_DIR, meltano_command
+from kk_orchestration.project import PROJECT_DIR, meltano_command, meltano_error
 
 
 def merge_states(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +49,7 @@ def meltano(*arguments: str) -> str:
     """Run a meltano command through the launcher; its stdout, or exit naming the command."""
     result = subprocess.run(meltano_command(*arguments), cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"`meltano {' '.join(arguments[:3])} ...` failed: {last_line}")
+        raise SystemExit(f"`meltano {' '.join(arguments[:3])} ...` failed: {meltano_error(result.stderr)}")
     return result.stdout
 
 

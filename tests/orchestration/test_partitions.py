@@ -29,6 +29,7 @@ from kk_orchestration.project import (
     ProjectSettingsError,
     kahuna_partition_settings,
     kaon_start_week,
+    meltano_error,
     partition_settings,
     week_of,
     week_start,
@@ -222,3 +223,15 @@ def test_processes_a_run_starts_build_the_partitions_their_run_planned_with(monk
     assert partition_settings.__wrapped__() == PartitionSettings(
         kahuna_start_date=date(2026, 10, 1), kahuna_categories=("push",), kaon_start_week=700, replay_shards=3
     )
+
+
+def test_a_failed_meltano_command_is_explained_by_its_error_line() -> None:
+    stderr = (
+        "2026-12-01T12:49:50.205187Z [info     ] meltano      Environment 'dev' is active\n"
+        "2026-12-01T12:49:50.211095Z [error    ] meltano      Could not parse SQLAlchemy URL from given URL string\n"
+        "╭───── Traceback (most recent call last) ─────╮\n"
+        "ArgumentError: Could not parse SQLAlchemy URL from given URL string\n"
+        "2026-12-01T12:49:50.375018Z [info     ] meltano      Need help fixing this problem? Visit https://melta.no/\n"
+    )
+    assert meltano_error(stderr) == "Could not parse SQLAlchemy URL from given URL string"
+    assert meltano_error("one line\n") == "one line"
