@@ -8,7 +8,8 @@ and the local PostgreSQL (``make postgres``; ``KK_PG_PORT``), side by side in on
   (the tap's own ``max_concurrency`` 4 days at a time per category, categories one after the other);
 - 4 shards one at a time, 4 at once, 8 at once: ``dagster job execute -j load_shards`` with the 360
   (category, day) partitions, ``periods_per_shard`` 90 (a shard per category) or 45 (per category and
-  half), ``max_concurrent`` 1, 4 or 8 (each shard's tap still reads 4 days at a time).
+  half), ``max_concurrent`` 1, 4 or 8 (each shard's tap still reads 4 days at a time);
+- for comparison, 1 shard whose tap reads 16 days at a time (``max_concurrency`` 16).
 
 Each variant starts from an empty table set and its own Meltano system database (a schema in kk_meltano),
 and must load exactly the emulator's rows. Two data profiles: ``page_size`` 20 (a latency-bound backfill:
@@ -52,6 +53,8 @@ DAYS = 90
 LOGS_PER_DAY = 200
 LATENCY_MS = 50.0
 SAMPLE_SECONDS = 0.1
+# One machine's other way to overlap latency: the tap's own concurrency (default 4 days at a time per category).
+WIDE_TAP = {"TAP_KAHUNA_LOGS_MAX_CONCURRENCY": "16"}
 SCHEMA = "bench_kahuna"  # never the dev environment's `kahuna`
 TABLES = ("inapp_logs", "push_logs", "email_logs", "user_merge_logs")
 PG = {
@@ -199,17 +202,18 @@ def one_shard(env: dict[str, str], label: str) -> Measured:
 def measure_profile(kahuna: EmulatorProcess, workdir: Path, page_size: int, expected: int) -> list[Variant]:
     """The unsharded run, then 4 shards one at a time, 4 at once and 8 at once, side by side."""
     variants = []
-    plans = [
-        ("1 shard: one `meltano run`, no Dagster", 1, 1, None),
-        ("4 shards (a category each), one at a time", 4, 1, DAYS),
-        ("4 shards (a category each), all at once", 4, 4, DAYS),
-        ("8 shards (a category and half each), all at once", 8, 8, DAYS // 2),
+    plans: list[tuple[str, int, int, int | None, dict[str, str]]] = [
+        ("1 shard: one `meltano run`, no Dagster", 1, 1, None, {}),
+        ("4 shards (a category each), one at a time", 4, 1, DAYS, {}),
+        ("4 shards (a category each), all at once", 4, 4, DAYS, {}),
+        ("8 shards (a category and half each), all at once", 8, 8, DAYS // 2, {}),
+        ("for comparison: 1 shard, the tap reading 16 days at a time", 1, 1, None, WIDE_TAP),
     ]
-    for label, shards, at_once, periods in plans:
+    for label, shards, at_once, periods, settings in plans:
         empty_tables()
         with system_database() as system_uri:
             home = Path(tempfile.mkdtemp(dir=workdir))
-            env = environment(kahuna, system_uri, home, page_size)
+            env = {**environment(kahuna, system_uri, home, page_size), **settings}
             if periods is None:
                 measured = one_shard(env, label)
             else:
