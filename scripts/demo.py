@@ -126,10 +126,13 @@ def meltano_env() -> dict[str, str]:
 
 
 def meltano(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``meltano <args>`` in the project, keeping its log; raises naming the log file on failure."""
+    """Run ``meltano <args>`` in the project (through the launcher, as cron would), keeping its log.
+
+    Raises naming the log file on failure.
+    """
     log_path = DEMO_DIR / f"meltano-{'-'.join(args[:3]).replace(':', '_')}.log"
     result = subprocess.run(
-        [str(VENV_BIN / "meltano"), *args],
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "isolated_meltano.py"), *args],
         cwd=PROJECT_ROOT,
         env=meltano_env(),
         capture_output=True,
