@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.meltano
 
@@ -104,5 +105,36 @@ def test_the_docs_show_meltano_commands() -> None:
 def test_each_documented_command_exists_in_the_pinned_meltano(where: str, command: str) -> None:
     path, problems, help_ok = command_path(command)
     assert problems == [], f"{where}: `{command}`"
-    assert path, f"{where}: `{command}` names no Meltano command"
+    only_global_options = all(word.startswith("-") for word in command.split()[1:])  # `meltano --version`
+    assert path or only_global_options, f"{where}: `{command}` names no Meltano command"
     assert help_ok, f"{where}: `meltano {' '.join(path)} --help` failed"
+
+
+def readme_crontab() -> list[list[str]]:
+    """The words of each line of the README's ``cron`` block."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    (block,) = re.findall(r"```cron\n(.*?)```", text, re.S)
+    return [line.split() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_crontab_runs_every_schedule_at_its_interval_through_the_launcher() -> None:
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
+    schedules = {schedule["name"]: schedule for schedule in project["schedules"]}
+    jobs = {job["name"]: " ".join(job["tasks"]) for job in project["jobs"]}
+    crontab = {}
+    for words in readme_crontab():
+        interval, command = " ".join(words[:5]), words[5:]
+        launcher = command.index("scripts/isolated_meltano.py")
+        assert command[launcher + 1 : launcher + 5] == ["--environment", "prod", "schedule", "run"], command
+        name = command[launcher + 5]
+        assert name not in crontab, f"{name} twice in the crontab"
+        crontab[name] = (interval, command[:launcher])
+    assert set(crontab) == set(schedules), "the crontab and meltano.yml's schedules differ"
+    for name, (interval, prefix) in crontab.items():
+        assert interval == schedules[name]["interval"], name
+        writes_duckdb = "target-duckdb" in jobs[schedules[name]["job"]] or "dbt-duckdb" in jobs[schedules[name]["job"]]
+        # The DuckDB file takes one writer: every job that writes it waits for the others on one lock.
+        locked = "flock" in prefix
+        assert locked == writes_duckdb, f"{name}: flock {'missing' if writes_duckdb else 'not needed'}"
+    locks = {tuple(prefix[prefix.index("flock") :]) for _, prefix in crontab.values() if "flock" in prefix}
+    assert len(locks) == 1, locks
