@@ -15,7 +15,7 @@ KK_PG_PORT ?= 55432
 # Meltano's system database for sharded runs: the local server's kk_meltano (scripts/postgres.sh creates it).
 KK_MELTANO_DATABASE_URI ?= postgresql+psycopg://kk:kk-dev-password@127.0.0.1:$(KK_PG_PORT)/kk_meltano
 
-.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv run dagster-dev
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv run dagster-dev chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,7 +71,10 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint meltano-install postgres snowflake-check-venv ## Lint, then run every test (installs what the tests need)
+chromium: ## Headless Chromium for the report's rendering test (installs Debian's package with apt-get when missing)
+	scripts/chromium.sh
+
+test: venv lint meltano-install postgres snowflake-check-venv chromium ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
 test-fast: venv snowflake-check-venv ## Tests without the Meltano and PostgreSQL end-to-end suites
