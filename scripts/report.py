@@ -103,11 +103,12 @@ def bar_chart(title: str, points: Sequence[tuple[int, int]], label: str) -> str:
     for index, (week, value) in enumerate(points):
         height = round(value / top * (CHART_HEIGHT - 40))
         x, y = 10 + index * BAR_WIDTH, CHART_HEIGHT - 20 - height
+        middle = x + (BAR_WIDTH - 6) / 2
         bars.append(
             f'<rect class="bar" x="{x}" y="{y}" width="{BAR_WIDTH - 6}" height="{height}" fill="#3b6ea8">'
             f"<title>week {week}: {value} {html.escape(label)}</title></rect>"
-            f'<text x="{x + (BAR_WIDTH - 6) / 2}" y="{y - 3}" font-size="9" text-anchor="middle">{value}</text>'
-            f'<text x="{x + (BAR_WIDTH - 6) / 2}" y="{CHART_HEIGHT - 6}" font-size="9" text-anchor="middle">{week}</text>'
+            f'<text x="{middle}" y="{y - 3}" font-size="9" text-anchor="middle">{value}</text>'
+            f'<text x="{middle}" y="{CHART_HEIGHT - 6}" font-size="9" text-anchor="middle">{week}</text>'
         )
     return (
         f"<h3>{html.escape(title)}</h3>"

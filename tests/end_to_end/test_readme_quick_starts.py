@@ -9,6 +9,7 @@ emulator's parser, so the expected data is exactly what that command serves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -72,10 +73,8 @@ def run_block(block: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     try:
         stdout, stderr = process.communicate(timeout=BLOCK_TIMEOUT_SECONDS)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # the emulator, if the block stopped before `kill %1`
-        except ProcessLookupError:
-            pass
     assert process.returncode == 0, f"the quick start failed:\n{stderr[-4000:]}"
     assert "Traceback" not in stderr, stderr[-4000:]
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
