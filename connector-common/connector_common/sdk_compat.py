@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 import requests
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
+from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
@@ -146,3 +147,37 @@ class StateFlushingTarget(Target):
         interval = self.state_flush_interval_seconds
         if self._latest_state != previous and self._max_record_age_in_minutes * 60 >= interval:
             self.drain_all()
+
+
+class RecordCheckingSink(Sink):
+    """A sink hook on the SDK's private per-record step ``Sink._validate_and_parse``.
+
+    ``Target._process_record_message`` calls, per record: ``_validate_and_parse`` (schema validation, then date-time
+    strings parsed), ``preprocess_record``, ``_singer_validate_message`` (key properties present), ``process_record``.
+    The SDK ends the run with a traceback when a record breaks its schema or holds an unparsable date-time; here
+    each becomes a reason in :attr:`record_problems` (set for every record), which the sink's ``process_record``
+    reads, so such a record can be dead-lettered like any other invalid record. The SDK's own validator is off
+    (``get_validator`` returns None): :meth:`schema_problems` checks the schema instead.
+    """
+
+    record_problems: list[str]
+
+    def schema_problems(self, record: dict) -> list[str]:
+        """Why ``record`` breaks the stream's schema (subclasses check it), or ``[]``."""
+        return []
+
+    @override
+    def get_validator(self) -> None:
+        """None: the schema is checked by :meth:`schema_problems`, whose failures do not end the run."""
+        return None
+
+    @override
+    def _validate_and_parse(self, record: dict) -> dict:
+        self.record_problems = self.schema_problems(record) if self.validate_schema else []
+        if self.record_problems:
+            return record  # values of the wrong type are not parsed as dates
+        try:
+            return super()._validate_and_parse(record)
+        except (ValueError, TypeError) as unparsable:  # the SDK's "Could not parse value ... for field ..."
+            self.record_problems = [str(unparsable)]
+            return record

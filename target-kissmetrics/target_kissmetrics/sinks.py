@@ -1,9 +1,9 @@
 """The one sink: each record becomes its beacons, sent while the batch fills up.
 
-Beacons leave as soon as a record is read (bounded by the delivery window), so memory stays
-flat however big the batch; :meth:`KissmetricsSink.process_batch` waits until every beacon of the
-batch got a 200. singer-sdk emits STATE only after every sink drained, so a STATE line always
-follows the delivery of every beacon of the records before it.
+Beacons leave as soon as a record is read (bounded by the delivery window), so memory stays flat however big the
+batch; :meth:`KissmetricsSink.process_batch` waits until every beacon of the batch got a 200. singer-sdk emits
+STATE only after every sink drained, so a STATE line always follows the delivery of every beacon of the records
+before it. A record that breaks its schema or a beacon rule is dead-lettered (or stops the run), never sent.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 import typing as t
 
-from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_kissmetrics.beacons import InvalidRecordError, build_beacons, mappings_for_stream
+from target_kissmetrics.connector_common.sdk_compat import RecordCheckingSink
 from target_kissmetrics.delivery import DeliveryBatch
+from target_kissmetrics.schema_checks import RecordSchemaCheck
 
 if t.TYPE_CHECKING:
     from target_kissmetrics.target import TargetKissmetrics
@@ -23,7 +24,7 @@ if t.TYPE_CHECKING:
 DRY_RUN_KEY = "REDACTED"
 
 
-class KissmetricsSink(Sink):
+class KissmetricsSink(RecordCheckingSink):
     """Turns a stream's records into Kissmetrics beacons (see ``beacons.py`` for the rules)."""
 
     MAX_SIZE_DEFAULT = 10000
@@ -38,13 +39,21 @@ class KissmetricsSink(Sink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.kissmetrics = target
+        self.schema_check = RecordSchemaCheck(self.schema)
         self.mappings = mappings_for_stream(stream_name, target.settings.streams, list(schema.get("properties", {})))
         self.delivery = DeliveryBatch(target.sender) if target.sender is not None else None
+
+    @override
+    def schema_problems(self, record: dict) -> list[str]:
+        """The compiled schema check."""
+        return self.schema_check.problems(record)
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Build the record's beacons and send them (or dead-letter the record if it breaks a rule)."""
         try:
+            if self.record_problems:
+                raise InvalidRecordError(self.record_problems)
             beacons = build_beacons(record, self.mappings, self.kissmetrics.current_time_extracted)
         except InvalidRecordError as invalid:
             self.kissmetrics.reject(self.stream_name, self.key_properties, record, invalid.reasons)

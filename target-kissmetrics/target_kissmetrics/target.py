@@ -11,6 +11,7 @@ from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
+from singer_sdk.exceptions import MissingKeyPropertiesError
 from typing_extensions import override
 
 from target_kissmetrics.beacons import KINDS, encode_scalar
@@ -19,6 +20,7 @@ from target_kissmetrics.connector_common.plugin import ConnectorTarget
 from target_kissmetrics.connector_common.redaction import SecretRedactor
 from target_kissmetrics.connector_common.sdk_compat import StateFlushingTarget
 from target_kissmetrics.delivery import BeaconSender
+from target_kissmetrics.reader import MessageReader
 from target_kissmetrics.settings import DEFAULT_DEAD_LETTER_PATH, KissmetricsSettings
 from target_kissmetrics.sinks import KissmetricsSink
 
@@ -32,6 +34,9 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
 
     name = "target-kissmetrics"
     default_sink_class = KissmetricsSink
+    message_reader_class = MessageReader
+    #: A record without its key properties stops the run (singer-sdk's rule) with one line, not a traceback.
+    reported_errors = (ConnectorError, MissingKeyPropertiesError)
     settings_class = KissmetricsSettings
     config_jsonschema = KissmetricsSettings.config_jsonschema()
 
@@ -40,7 +45,11 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         super().__init__(*args, **kwargs)
         self.redactor = SecretRedactor(self.settings.secret_values())
         self.max_parallelism = 1  # sinks share one bounded sender; parallel drains would only wait side by side
-        self.sender = None if self.settings.dry_run else BeaconSender(self.settings, self.redactor.redact, time.sleep)
+        self.sender = None
+        if not self.settings.dry_run:
+            delivery_logger = self.logger.getChild("delivery")
+            user_agent = f"{self.name}/{self.plugin_version}"
+            self.sender = BeaconSender(self.settings, self.redactor.redact, delivery_logger, user_agent)
         self.invalid_records: Counter[str] = Counter()
         self.dry_run_beacons: Counter[str] = Counter()
         self._dead_letter_lock = threading.Lock()

@@ -2,7 +2,7 @@
 dead letters, state files. The canary (raw, URL-encoded, base64 Basic auth) appears in no output and no file.
 
 Every run uses ``LOGLEVEL=DEBUG`` (singer-sdk 0.54's switch; it has no --log-level flag), so urllib3's
-connection lines and the SDK's request lines are part of what is searched.
+connection lines, the SDK's request lines and the target's per-request delivery lines are part of what is searched.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tests.reliability.reliability_helpers import (
 from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, PluginRun, json_lines, run_plugin
 
 DEBUG = {"LOGLEVEL": "DEBUG"}
+TARGET_HTTP_LOGGER = "target-kissmetrics.delivery"  # its DEBUG line per request, key redacted
 KAHUNA_SECRETS = [CANARY_API_KEY, CANARY_SECRET_KEY]
 
 
@@ -43,10 +44,12 @@ def assert_canary_nowhere(run: PluginRun, workdir: Path, secrets: list[str]) -> 
         assert_no_secret(text, secrets, path)
 
 
-def assert_debug_logging_was_on(run: PluginRun) -> None:
-    """The DEBUG path really ran: urllib3's DEBUG lines (which carry URLs with their query) are in stderr."""
+def assert_debug_logging_was_on(run: PluginRun, http_logger: str = "urllib3.connectionpool") -> None:
+    """The DEBUG path really ran: the HTTP client's DEBUG lines (which carry URLs with their query) are in stderr
+    (urllib3's for the taps, the target's own delivery lines: aiohttp logs no requests).
+    """
     assert "DEBUG" in run.stderr, run.stderr[-2000:]
-    assert "urllib3.connectionpool" in run.stderr, run.stderr[-2000:]
+    assert http_logger in run.stderr, run.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +197,7 @@ def test_target_success_dead_letters_and_state_leak_no_secret(
     assert kissmetrics_canary.control("stats")["dedup"]["events"] == 20
     dead = [json.loads(line) for line in json_lines((tmp_path / "dead-letters.jsonl").read_text())]
     assert sorted(letter["record"]["id"] for letter in dead) == [1000, 1001]
-    assert_debug_logging_was_on(run)
+    assert_debug_logging_was_on(run, TARGET_HTTP_LOGGER)
     assert_canary_nowhere(run, tmp_path, [CANARY_KM_KEY])
 
 
@@ -217,7 +220,7 @@ def test_target_failures_leak_no_secret(silent_listener: str, tmp_path: Path, fa
 
     assert run.returncode != 0
     assert "not delivered" in run.stderr
-    assert_debug_logging_was_on(run)
+    assert_debug_logging_was_on(run, TARGET_HTTP_LOGGER)
     assert_canary_nowhere(run, tmp_path, [CANARY_KM_KEY])
 
 
@@ -265,4 +268,5 @@ def test_plain_http_to_a_real_host_is_refused_before_any_request(plugin: str, co
     assert "https" in run.stderr
     assert "Traceback" not in run.stderr
     assert "Starting new HTTP" not in run.stderr
+    assert TARGET_HTTP_LOGGER not in run.stderr
     assert_canary_nowhere(run, tmp_path, [CANARY_API_KEY, CANARY_SECRET_KEY, CANARY_KM_KEY])
