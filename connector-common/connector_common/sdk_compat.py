@@ -120,12 +120,15 @@ def quiet_backoff_logging(logger: logging.Logger) -> None:
 
 
 class StateFlushingTarget(Target):
-    """Target hooks on the SDK's private message handlers (``_process_record_message``, ``_process_state_message``).
+    """Target hooks on the SDK's private message handlers and state writer (``_process_record_message``,
+    ``_process_state_message``, ``_write_state_message``).
 
     - ``current_time_extracted``: the RECORD message's ``time_extracted``, which the SDK does not hand to sinks;
     - ``state_flush_interval_seconds``: on a STATE message that changes the state (``Target._latest_state``), drain
-      every sink (so the STATE is emitted after its records' beacons were delivered) once that long passed since
-      the last drain (``Target._max_record_age_in_minutes``).
+      every sink (after which the SDK writes the STATE) once that long passed since the last drain
+      (``Target._max_record_age_in_minutes``);
+    - :meth:`write_state_when_safe`: every STATE the SDK writes (it does after each drain of all sinks) goes through
+      it, so a target that delivers in the background can write the STATE later, once what came before it is safe.
     """
 
     current_time_extracted: t.Any = None
@@ -134,6 +137,10 @@ class StateFlushingTarget(Target):
     def state_flush_interval_seconds(self) -> float:
         """Seconds between state-triggered drains (a subclass reads it from its settings)."""
         return 0.0
+
+    def write_state_when_safe(self, write_state: Callable[[], None]) -> None:
+        """Call ``write_state`` when the STATE may be written (here: at once); a subclass may defer it."""
+        write_state()
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
@@ -147,6 +154,10 @@ class StateFlushingTarget(Target):
         interval = self.state_flush_interval_seconds
         if self._latest_state != previous and self._max_record_age_in_minutes * 60 >= interval:
             self.drain_all()
+
+    @override
+    def _write_state_message(self, state: dict) -> None:
+        self.write_state_when_safe(lambda: Target._write_state_message(self, state))
 
 
 class RecordCheckingSink(Sink):

@@ -5,10 +5,12 @@ The SDK's thread reads records and builds beacons; :meth:`BeaconSender.submit` a
 worker at most). The hand-off costs no lock and no system call while the workers are busy: a worker that finds the
 queue empty parks itself, and only then does a submit wake it (one ``call_soon_threadsafe``).
 
-Each sink tracks its beacons in a :class:`DeliveryBatch`: the batch is complete only when every beacon in it got a
-200, so singer-sdk's STATE (written after every sink drained) always follows the delivery of the beacons before it.
-At most ``2 * max_concurrency`` beacons wait or fly at once, so memory stays flat however long the input. The
-retry rule is connector_common's :class:`RetryPolicy`, the one the taps use.
+Every beacon gets a sequence number when submitted. The loop keeps the *delivered-through* mark: every beacon
+numbered below it got a 200. A STATE is written once the mark passes the number of beacons submitted before it
+(:meth:`BeaconSender.when_delivered`), so STATE always follows the delivery of every beacon of the records before
+it, yet reading never pauses for a drain: the loop writes the STATE the moment its last beacon is answered.
+At most ``max_concurrency`` beacons fly and ``max(32, max_concurrency / 4)`` wait at once, so memory stays flat
+however long the input. The retry rule is connector_common's :class:`RetryPolicy`, the one the taps use.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from target_kissmetrics.settings import KissmetricsSettings
 
 #: Open files the process needs besides one socket per beacon in flight (stdin/stdout, logs, the loop's pipes).
 SPARE_FILE_DESCRIPTORS = 64
+#: Beacons waiting for a worker at least (see ``BeaconSender.window``).
+MIN_QUEUED_BEACONS = 32
 #: How often a waiting SDK thread checks that the delivery thread is still alive.
 LIVENESS_CHECK_SECONDS = 1.0
 
@@ -74,34 +78,13 @@ def describe_delivery_failure(error: BaseException) -> str:
     return describe_failure(error)
 
 
-class DeliveryBatch:
-    """The beacons of one sink since its last drain; complete when each of them got a 200."""
-
-    def __init__(self, sender: BeaconSender) -> None:
-        self.sender = sender
-        self.submitted = 0  # written by the SDK's thread only
-        self.delivered = 0  # written by the loop's thread only
-
-    @property
-    def outstanding(self) -> int:
-        """Beacons submitted and not yet delivered."""
-        return self.submitted - self.delivered
-
-    def submit(self, beacon: Beacon) -> None:
-        """Queue a beacon; blocks while the window is full and raises the first delivery failure."""
-        self.sender.submit(self, beacon)
-
-    def complete(self) -> None:
-        """Wait until every queued beacon is delivered; raises the first failure."""
-        self.sender.wait_until(lambda: self.delivered >= self.submitted)
-
-
 class BeaconSender:
     """Sends beacons from an event loop thread, retried by the plugins' one retry policy.
 
     Retried: 5xx, 429 (its ``Retry-After`` honoured), timeouts, refused and dropped connections. Any other status
-    fails the run at once. The first beacon that fails for good stops the sender: the SDK's thread raises its
-    :class:`DeliveryError` at its next submit or wait, and no STATE follows.
+    fails the run at once. The first beacon that fails for good stops the sender: the delivered-through mark stops
+    below it (no STATE after it is ever written) and the SDK's thread raises its :class:`DeliveryError` at its next
+    submit or wait.
     """
 
     def __init__(
@@ -122,20 +105,28 @@ class BeaconSender:
         self.url_prefixes = {kind: f"{tracking_url}/{kind}?_k={api_key}&" for kind in KINDS.values()}
         self.shown_prefixes = {kind: f"{tracking_url}/{kind}?_k={REDACTED}&" for kind in KINDS.values()}
         self.concurrency = settings.max_concurrency
-        self.window = 2 * self.concurrency
-        self.refill_at = max(1, self.window - max(1, self.concurrency // 2))
+        # Beacons queued beyond those in flight: enough to keep every worker busy while the SDK's thread waits for
+        # the GIL, few enough that the last beacons before a STATE are answered soon after it.
+        queued = max(MIN_QUEUED_BEACONS, self.concurrency // 4)
+        self.window = self.concurrency + queued
+        self.refill_at = self.concurrency + queued // 2
         self.limiter = RateLimiter(settings.max_requests_per_second) if settings.max_requests_per_second else None
         # Written by the loop's thread only: what the run summary reports.
         self.sent: Counter[str] = Counter()
         self.retried = 0
         self.delivered = 0
+        self.delivered_through = 0  # every beacon numbered below it got a 200
+        self._delivered_ahead: set[int] = set()  # delivered beacons numbered above the mark
         self.failure: BaseException | None = None
         # Written by the SDK's thread only.
         self.submitted = 0
-        self.queue: deque[tuple[DeliveryBatch, Beacon]] = deque()
+        self.queue: deque[tuple[int, Beacon]] = deque()
+        # (mark, callback) in mark order: each runs once every beacon numbered below its mark was delivered.
+        self._on_delivered: deque[tuple[int, Callable[[], None]]] = deque()
         self._idle_workers: deque[asyncio.Future[None]] = deque()
         self._wake_scheduled = False
         self._waiter: tuple[Callable[[], bool], threading.Event] | None = None
+        self._callback_lock = threading.Lock()
         self._closing = False
         self._closed = False
         raise_open_file_limit(self.concurrency + SPARE_FILE_DESCRIPTORS, logger)
@@ -146,18 +137,34 @@ class BeaconSender:
         atexit.register(self.close)  # a failed run exits through sys.exit: still close the session cleanly
 
     # --- the SDK's thread --------------------------------------------------------------------
-    def submit(self, batch: DeliveryBatch, beacon: Beacon) -> None:
-        """Queue one beacon of ``batch`` (see :meth:`DeliveryBatch.submit`)."""
+    def submit(self, beacon: Beacon) -> None:
+        """Queue a beacon; blocks while the window is full and raises the first delivery failure."""
         if self.failure is not None:
             raise self.failure
         if self.submitted - self.delivered >= self.window:
             self.wait_until(lambda: self.submitted - self.delivered <= self.refill_at)
+        self.queue.append((self.submitted, beacon))
         self.submitted += 1
-        batch.submitted += 1
-        self.queue.append((batch, beacon))
         if self._idle_workers and not self._wake_scheduled:
             self._wake_scheduled = True
             self.loop.call_soon_threadsafe(self._wake_idle_workers)
+
+    def when_delivered(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (on the loop's thread, or at once on this one) when every beacon submitted so far got
+        a 200; never if one of them fails for good.
+        """
+        mark = self.submitted
+        self._on_delivered.append((mark, callback))
+        if self.delivered_through >= mark:  # the loop may have passed the mark before it saw the callback
+            self._run_delivered_callbacks()
+
+    def wait_until_all_delivered(self) -> None:
+        """Block until every beacon submitted so far got a 200; raises the first failure."""
+        mark = self.submitted
+        self.wait_until(lambda: self.delivered_through >= mark)
+        self._run_delivered_callbacks()  # those due are run (or being run by the loop: the lock waits for it)
+        if self.failure is not None:
+            raise self.failure
 
     def wait_until(self, condition: Callable[[], bool]) -> None:
         """Block until ``condition()`` holds (checked by the loop after each delivery) or a beacon failed."""
@@ -214,7 +221,7 @@ class BeaconSender:
         queue = self.queue
         while True:
             try:
-                batch, beacon = queue.popleft()
+                number, beacon = queue.popleft()
             except IndexError:
                 if self._closing:
                     return
@@ -225,11 +232,34 @@ class BeaconSender:
             except Exception as error:  # a DeliveryError, or a bug that must not pass silently
                 self._fail(error)
                 continue
-            batch.delivered += 1
             self.delivered += 1
+            if number == self.delivered_through:
+                self._advance_mark(number + 1)
+            else:
+                self._delivered_ahead.add(number)
             waiter = self._waiter
             if waiter is not None and waiter[0]():
                 waiter[1].set()
+
+    def _advance_mark(self, mark: int) -> None:
+        ahead = self._delivered_ahead
+        while mark in ahead:
+            ahead.discard(mark)
+            mark += 1
+        self.delivered_through = mark
+        if self._on_delivered and self._on_delivered[0][0] <= mark:
+            self._run_delivered_callbacks()
+
+    def _run_delivered_callbacks(self) -> None:
+        """Run the callbacks whose mark was passed, in order (from either thread: a lock keeps each to one run)."""
+        with self._callback_lock:
+            pending = self._on_delivered
+            while pending and pending[0][0] <= self.delivered_through:
+                try:
+                    pending.popleft()[1]()
+                except Exception as error:  # e.g. stdout closed under a STATE write: the run must fail
+                    self._fail(error)
+                    return
 
     async def _park(self) -> None:
         """Wait for work; a submit wakes parked workers."""

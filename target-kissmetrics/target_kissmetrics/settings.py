@@ -86,8 +86,8 @@ class KissmetricsSettings(PluginSettings):
         deprecated_names=("backoff_max",),
     )
     state_flush_seconds: float = setting(
-        "On a STATE message, wait for the in-flight beacons and emit it if this long passed since the last one "
-        "(smaller: less re-sent after a crash; larger: fewer pauses).",
+        "Emit the latest STATE at most this often (seconds), each as soon as every beacon before it got a 200 "
+        "(smaller: less re-sent after a crash; larger: fewer STATE lines). Reading never pauses for it.",
         default=2,
         minimum=0,
     )

@@ -66,12 +66,22 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         """``state_flush_seconds``."""
         return self.settings.state_flush_seconds
 
+    @override
+    def write_state_when_safe(self, write_state: t.Callable[[], None]) -> None:
+        """Write the STATE once every beacon of the records before it got a 200 (at once in a dry run)."""
+        if self.sender is None:
+            write_state()
+        else:
+            self.sender.when_delivered(write_state)
+
     # --- the run -------------------------------------------------------------------------
     @override
     def process_endofpipe(self) -> None:
-        """Drain every sink (emitting the last STATE), then log the run summary."""
+        """Drain every sink, wait for the last beacons (and so the last STATE), then log the run summary."""
         try:
             super().process_endofpipe()
+            if self.sender is not None:
+                self.sender.wait_until_all_delivered()
         finally:
             if self.sender is not None:
                 self.sender.close()

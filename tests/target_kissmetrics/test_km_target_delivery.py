@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import subprocess
 import threading
 import time
@@ -126,3 +127,23 @@ def test_rate_limiter_allows_a_burst_then_one_request_per_interval() -> None:
     assert [limiter.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, 0.0, 0.25]
     slow = RateLimiter(0.5, clock=lambda: now[0])  # under one request per second: bursts of 1
     assert [slow.reserve(), slow.reserve()] == [0.0, 2.0]
+
+
+def test_a_state_is_written_once_delivered_while_the_input_waits(tmp_path: Path) -> None:
+    with EmulatorProcess("kissmetrics", "--latency-ms", "300") as emulator:
+        config = target_config(tmp_path, emulator, max_concurrency=64, state_flush_seconds=0)
+        process = start_plugin(TARGET_CLI, config, tmp_path, stdin=subprocess.PIPE)
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(singer_lines(event_messages(200, state_every=200)))
+        process.stdin.flush()  # the tap now goes quiet with its pipe open, as a slow source does
+        readable, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline() if readable else ""
+        delivered = emulator.control("stats")["raw"]["total"]
+        process.stdin.close()
+        rest = process.stdout.read()
+        process.stdout.close()
+        assert process.wait(timeout=60) == 0
+    assert parse_messages(line) == [{"bookmarks": {"plays": 199}}], "no STATE while the input was open"
+    assert delivered == 200, "the STATE came before its beacons were delivered"
+    assert parse_messages(rest) == [{"bookmarks": {"plays": 199}}]  # the SDK repeats it at the end
