@@ -62,6 +62,11 @@ def _encoded_name(name: str) -> str:
     return encoded
 
 
+def _encoded_value(value: str) -> str:
+    # ASCII letters and digits (times, counts, most IDs) never need encoding: skip quote's work for them.
+    return value if value.isascii() and value.isalnum() else quote(value, safe="")
+
+
 @dataclass(frozen=True, slots=True)
 class Beacon:
     """One tracking request: ``kind`` is ``e``, ``s`` or ``a``; ``params`` excludes ``_k``."""
@@ -80,7 +85,7 @@ class Beacon:
 
         The same text as ``urlencode(params, quote_via=quote)``, with each name encoded once per run.
         """
-        return "&".join([f"{_encoded_name(name)}={quote(value, safe='')}" for name, value in self.params])
+        return "&".join([f"{_encoded_name(name)}={_encoded_value(value)}" for name, value in self.params])
 
     def query(self, api_key: str) -> str:
         """The encoded query string, ``_k`` first (every character that needs it is percent-encoded)."""

@@ -227,6 +227,8 @@ class BeaconSender:
                     return
                 await self._park()
                 continue
+            if self.failure is not None:
+                continue  # the run fails: what the SDK's thread queued meanwhile is not sent
             try:
                 await self._deliver(beacon)
             except Exception as error:  # a DeliveryError, or a bug that must not pass silently

@@ -147,3 +147,25 @@ def test_a_state_is_written_once_delivered_while_the_input_waits(tmp_path: Path)
     assert parse_messages(line) == [{"bookmarks": {"plays": 199}}], "no STATE while the input was open"
     assert delivered == 200, "the STATE came before its beacons were delivered"
     assert parse_messages(rest) == [{"bookmarks": {"plays": 199}}]  # the SDK repeats it at the end
+
+
+def test_no_state_passes_a_beacon_still_being_retried(tmp_path: Path) -> None:
+    # 30 % of requests fail and are retried after up to 0.5 s while later beacons succeed at once: beacons are
+    # answered far out of order, and each STATE line must still wait for every beacon before it.
+    with EmulatorProcess("kissmetrics", "--error-rate", "0.3", "--fault-seed", "11") as emulator:
+        config = target_config(tmp_path, emulator, max_concurrency=32, max_retries=30, state_flush_seconds=0)
+        process = start_plugin(TARGET_CLI, config, tmp_path, stdin=subprocess.PIPE)
+        assert process.stdin is not None
+        assert process.stdout is not None
+        stdin, text = process.stdin, singer_lines(event_messages(400, state_every=10))
+        threading.Thread(target=lambda: (stdin.write(text), stdin.close()), daemon=True).start()
+        checked = []
+        with process.stdout:
+            for line in process.stdout:
+                (state,) = parse_messages(line)
+                delivered = {int(beacon["params"]["_t"]) - JAN_1_2010 for beacon in received_beacons(emulator)}
+                last = state["bookmarks"]["plays"]
+                assert set(range(last + 1)) <= delivered, f"STATE after record {last} came before its beacons"
+                checked.append(last)
+        assert process.wait(timeout=120) == 0
+    assert sorted(set(checked)) == list(range(9, 400, 10))
