@@ -28,11 +28,17 @@ venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators and th
 MELTANO_STAMP := .meltano/.installed
 MELTANO_MOVED := $(shell test "$$(cat $(MELTANO_STAMP) 2>/dev/null)" = "$(CURDIR)" || echo force-meltano-install)
 .PHONY: force-meltano-install
-$(MELTANO_STAMP): $(STAMP) meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.toml) $(MELTANO_MOVED)
+$(MELTANO_STAMP): $(STAMP) meltano.yml plugins.meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.toml) $(MELTANO_MOVED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/meltano install
 	echo "$(CURDIR)" > $(MELTANO_STAMP)
 
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
+
+# KK_PG_PORT moves the local PostgreSQL (scripts/postgres.sh) and every plugin that opens it.
+ifdef KK_PG_PORT
+export TAP_POSTGRES_PORT := $(KK_PG_PORT)
+export TARGET_POSTGRES_PORT := $(KK_PG_PORT)
+endif
 
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh

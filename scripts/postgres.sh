@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and database.
-# Idempotent: returns at once when a server already answers there. Installs PostgreSQL with
-# apt-get when no initdb is found (needs root, as `make test` on a fresh CI machine has).
+# Idempotent: returns at once when this checkout's server already answers there; a port held by anything else
+# (another checkout's cluster, another program) stops it with one line naming KK_PG_PORT. Installs PostgreSQL
+# with apt-get when no initdb is found (needs root, as `make test` on a fresh CI machine has).
 set -euo pipefail
 
 PORT="${KK_PG_PORT:-55432}"
-# One data directory per port, so two checkouts on one machine (each with its own KK_PG_PORT) never share a cluster.
-DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata-$PORT}"
+# One data directory per checkout and port, so two checkouts on one machine never share a cluster.
+CHECKOUT="$(cd "$(dirname "$0")/.." && pwd)"
+DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata-$PORT-$(printf %s "$CHECKOUT" | cksum | cut -d' ' -f1)}"
 DB_USER="${KK_PG_USER:-kk}"
 DB_PASSWORD="${KK_PG_PASSWORD:-kk-dev-password}"
 DB_NAME="${KK_PG_DATABASE:-kk_warehouse}"
@@ -46,8 +48,14 @@ as_server_user() {
 
 sql() { as_server_user "$BIN/psql" -X -q -h "$DATA_DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
+ours_is_running() {  # postmaster.pid: line 1 the server's pid, line 4 its port
+    [[ -f "$DATA_DIR/postmaster.pid" ]] && [[ "$(sed -n 4p "$DATA_DIR/postmaster.pid")" == "$PORT" ]] &&
+        kill -0 "$(head -n 1 "$DATA_DIR/postmaster.pid")" 2>/dev/null
+}
+
 if answers; then
-    exit 0
+    ours_is_running && exit 0
+    fail "127.0.0.1:$PORT is in use by another server (not this checkout's cluster in $DATA_DIR): set KK_PG_PORT to a free port, e.g. KK_PG_PORT=$((PORT + 1)) make test"
 fi
 
 BIN="$(pg_bin_dir || true)"

@@ -16,7 +16,6 @@ BIN = Path(sys.executable).parent
 PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "target-kissmetrics")
 HEADER = "| Setting | Required | Default | Description |"
 SDK_STANDARD = ("stream_maps", "stream_map_config", "faker_config", "flattening_", "batch_config")
-TARGET_STANDARD = ("add_record_metadata", "load_method", "batch_size_rows", "validate_records")
 
 
 def about_table(plugin: str) -> list[str]:
@@ -30,7 +29,7 @@ def about_table(plugin: str) -> list[str]:
         if not line.startswith("|"):
             break
         table.append(line)
-    own = [row for row in table[2:] if not row.split("|")[1].strip().startswith(SDK_STANDARD + TARGET_STANDARD)]
+    own = [row for row in table[2:] if not row.split("|")[1].strip().startswith(SDK_STANDARD)]
     return [*table[:2], *own]
 
 

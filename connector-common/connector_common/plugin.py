@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import typing as t
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -22,12 +23,13 @@ import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import PluginBase
+from singer_sdk.tap_base import CliTestOptionValue
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from .errors import ConnectorError, one_line
 from .redaction import install_secret_redaction
-from .sdk_compat import environment_config
+from .sdk_compat import environment_config, tap_for_test_option
 from .settings import PluginSettings, SettingsT, raw_secret_values
 
 #: Keys the SDK itself reads from a config without declaring them.
@@ -145,9 +147,39 @@ class ConnectorTap(ConnectorPlugin, Tap):
     @classmethod
     @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """``--test`` (what ``meltano config test`` runs), with the same one-line errors as a run."""
+        """``--test`` (what ``meltano config test`` runs): one line per stream, or the same one-line errors as a run.
+
+        ``--test`` reads each stream until its first record; ``--test=schema`` prints the SCHEMA messages only.
+        """
+        if value == CliTestOptionValue.Disabled.value:
+            return
         with cls.fatal_errors():
-            super().cb_test(ctx, param, value)
+            tap = tap_for_test_option(cls, ctx)
+            if value == CliTestOptionValue.Schema.value:
+                tap.write_schemas()
+            else:
+                read = _count_records(tap)
+                tap.run_connection_test()
+                for name in tap.streams:
+                    outcome = "read its first record" if read[name] else "found no records for these settings"
+                    cls.logger.info("Connection test: stream '%s' %s", name, outcome)
+                cls.logger.info("Connection test passed for %d streams", len(tap.streams))
+        ctx.exit()
+
+
+def _count_records(tap: Tap) -> Counter[str]:
+    """Count each stream's records from now on (each stream's ``post_process`` hook, wrapped on the instance)."""
+    read: Counter[str] = Counter()
+    for name, stream in tap.streams.items():
+
+        def counted(
+            row: dict, context: t.Any = None, *, name: str = name, post_process: t.Any = stream.post_process
+        ) -> dict | None:
+            read[name] += 1
+            return post_process(row, context)
+
+        stream.post_process = counted  # type: ignore[method-assign]
+    return read
 
 
 class ConnectorTarget(ConnectorPlugin, Target):

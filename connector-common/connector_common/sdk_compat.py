@@ -13,7 +13,9 @@ import sys
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
 
+import click
 import requests
+from singer_sdk import Tap
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
 from singer_sdk.sinks import Sink
@@ -72,6 +74,18 @@ def environment_config(plugin_name: str, schema: Mapping[str, t.Any], own: Itera
 def _is_array(schema: Mapping[str, t.Any], name: str) -> bool:
     kind = schema.get("properties", {}).get(name, {}).get("type", [])
     return "array" in ([kind] if isinstance(kind, str) else kind)
+
+
+def tap_for_test_option(tap_class: type[Tap], ctx: click.Context) -> Tap:
+    """The tap ``--test`` runs, made as the SDK's ``Tap.cb_test`` makes it.
+
+    ``--config`` is an eager option whose callback leaves the SDK's ``plugin_base._ConfigInput`` (``config``,
+    ``parse_env``) in ``ctx.params["config"]`` by the time ``--test``'s callback runs.
+    """
+    config_input = ctx.params.get("config")
+    config = getattr(config_input, "config", {})
+    parse_env = bool(getattr(config_input, "parse_env", False))
+    return tap_class(config=config, parse_env_config=parse_env, validate_config=True)
 
 
 class SdkNoiseFilter(logging.Filter):

@@ -429,27 +429,27 @@ def _as_date(value: t.Any) -> tuple[t.Any, str | None]:
 
 
 def _as_string_list(value: t.Any) -> tuple[t.Any, str | None]:
-    problem = f'must be a list of strings, e.g. ["a", "b"] (got {_shown(value)})'
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None, problem
-    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        return None, problem
+    value, parsed = _parsed_json_text(value, "[")
+    if not parsed or not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        return None, f'must be a list of strings, e.g. ["a", "b"] (got {_shown(value)})'
     return list(value), None
 
 
 def _as_object(value: t.Any) -> tuple[t.Any, str | None]:
-    problem = f"must be an object (a mapping of names to values), not {_kind_name(value)}"
-    if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None, problem
-    if not isinstance(value, Mapping):
-        return None, problem
+    value, parsed = _parsed_json_text(value, "{")
+    if not parsed or not isinstance(value, Mapping):
+        return None, f"must be an object (a mapping of names to values), not {_kind_name(value)}"
     return dict(value), None
+
+
+def _parsed_json_text(value: t.Any, opener: str) -> tuple[t.Any, bool]:
+    """A list or object given as JSON text (as environment variables give them) parsed; False when it is not JSON."""
+    if not (isinstance(value, str) and value.strip().startswith(opener)):
+        return value, True
+    try:
+        return json.loads(value), True
+    except ValueError:
+        return value, False
 
 
 def _bounds_problem(field: SettingField, value: t.Any) -> str | None:

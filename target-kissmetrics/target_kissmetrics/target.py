@@ -55,6 +55,20 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         self._dead_letter_lock = threading.Lock()
         self._started = time.monotonic()
 
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in target settings, less those that mean nothing for beacons.
+
+        ``load_method`` (append/upsert/overwrite) and ``add_record_metadata`` (``_sdc_`` columns, which beacons
+        never send) belong to SQL targets. ``validate_records`` keeps its meaning (the SCHEMA check) and
+        ``batch_size_rows`` the SDK's (how often it closes a batch and logs its batch timer); delivery and STATE do
+        not wait for a batch.
+        """
+        super().append_builtin_config(config_jsonschema)
+        for name in ("load_method", "add_record_metadata"):
+            config_jsonschema.get("properties", {}).pop(name, None)
+
     @cached_property
     def settings(self) -> KissmetricsSettings:
         """The config with defaults applied."""

@@ -181,6 +181,15 @@ def test_state_flushing_target_sees_time_extracted_and_flushes_on_state(monkeypa
     )
 
 
+def test_the_test_option_finds_the_config_input_where_the_sdk_leaves_it() -> None:
+    source = inspect.getsource(Tap.cb_test)
+    assert 'ctx.params.get("config", _ConfigInput())' in source
+    assert "config=config.config" in source
+    assert "parse_env_config=config.parse_env" in source
+    config_input = sdk_compat.parse_environment_config.__module__  # the SDK still has its config helpers module
+    assert config_input == "singer_sdk.configuration._dict_config"
+
+
 def test_record_steps_run_in_the_order_record_checking_sink_relies_on() -> None:
     source = inspect.getsource(Target._process_record_message)
     steps = [

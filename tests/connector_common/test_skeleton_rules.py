@@ -28,9 +28,10 @@ SDK_CLASSES = (PluginBase, Tap, Target, Stream, RESTStream, Sink)
 
 
 def modules(package: str) -> list[ModuleType]:
-    """Every module of a plugin package (its vendored connector_common included)."""
+    """Every module of a plugin package (its vendored connector_common included; ``__main__`` runs the CLI)."""
     root = importlib.import_module(package)
-    return [root, *(importlib.import_module(info.name) for info in pkgutil.walk_packages(root.__path__, f"{package}."))]
+    names = [info.name for info in pkgutil.walk_packages(root.__path__, f"{package}.")]
+    return [root, *(importlib.import_module(name) for name in names if not name.endswith(".__main__"))]
 
 
 def own_classes(package: str) -> list[type]:
