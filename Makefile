@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs target-kissmetrics
+PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs tap-duckdb target-kissmetrics
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,16 @@ ifdef KK_PG_PORT
 export TAP_POSTGRES_PORT := $(KK_PG_PORT)
 export TARGET_POSTGRES_PORT := $(KK_PG_PORT)
 endif
+# dbt-snowflake on fakesnow for the offline Snowflake checks of the dbt project (no account is reachable here).
+# Its own venv, made with the uv that comes with meltano: fakesnow needs duckdb 2, the warehouse plugins 1.2.2.
+SNOWFLAKE_CHECK_VENV := .venv-snowflake-check
+SNOWFLAKE_CHECK_REQUIREMENTS := tests/transform/requirements-snowflake-check.txt
+$(SNOWFLAKE_CHECK_VENV)/.installed: $(STAMP) $(SNOWFLAKE_CHECK_REQUIREMENTS)
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PY) $(SNOWFLAKE_CHECK_VENV)
+	VIRTUAL_ENV=$(CURDIR)/$(SNOWFLAKE_CHECK_VENV) $(VENV)/bin/uv pip install --quiet -r $(SNOWFLAKE_CHECK_REQUIREMENTS)
+	touch $@
+
+snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fakesnow for the offline Snowflake checks
 
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
@@ -54,19 +64,19 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint meltano-install postgres ## Lint, then run every test (installs what the tests need)
+test: venv lint meltano-install postgres snowflake-check-venv ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
-test-fast: venv ## Tests without the Meltano and PostgreSQL end-to-end suites
+test-fast: venv snowflake-check-venv ## Tests without the Meltano and PostgreSQL end-to-end suites
 	$(PY) -m pytest -m "not meltano and not postgres"
 
 demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
 	$(PY) scripts/demo.py
 
-BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline
+BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop
 
 bench: venv meltano-install ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
 
 clean: ## Remove the venv, Meltano's install, outputs
-	rm -rf $(VENV) .meltano output state .pytest_cache
+	rm -rf $(VENV) $(SNOWFLAKE_CHECK_VENV) .meltano output state .pytest_cache

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -208,6 +209,26 @@ def meltano_env(work: Path, scenario: Scenario, emulator_url: str) -> dict[str, 
     }
 
 
+def sampled_run(
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    sampler_for: Callable[[int], TreeSampler],
+    timeout: float = RUN_TIMEOUT_SECONDS,
+) -> tuple[subprocess.Popen[bytes], float, TreeSampler]:
+    """Run a command in the project (output in ``log_path``), sampling its process tree; killed past ``timeout``."""
+    with log_path.open("wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        sampler = sampler_for(process.pid)
+        while process.poll() is None:
+            sampler.sample()
+            if time.monotonic() - started > timeout:
+                process.kill()
+            time.sleep(SAMPLE_SECONDS)
+        return process, time.monotonic() - started, sampler
+
+
 @dataclass
 class PipelineResult:
     """Figures of one ``meltano run``."""
@@ -224,22 +245,10 @@ def run_pipeline(scenario: Scenario, work: Path) -> PipelineResult:
     with start_emulator(scenario) as emulator:
         env = meltano_env(work, scenario, emulator.url)
         log_path = work / "meltano.log"
-        with log_path.open("wb") as log:
-            started = time.monotonic()
-            process = subprocess.Popen(
-                [MELTANO, "run", "tap-kaon-insights", "target-duckdb"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            sampler = TreeSampler(process.pid, extra={emulator.process.pid: "emulator"})
-            while process.poll() is None:
-                sampler.sample()
-                if time.monotonic() - started > RUN_TIMEOUT_SECONDS:
-                    process.kill()
-                time.sleep(SAMPLE_SECONDS)
-            seconds = time.monotonic() - started
+        command = [MELTANO, "run", "tap-kaon-insights", "target-duckdb"]
+        process, seconds, sampler = sampled_run(
+            command, env, log_path, lambda pid: TreeSampler(pid, extra={emulator.process.pid: "emulator"})
+        )
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"meltano run failed ({scenario.name}), see {log_path}:\n{tail}")

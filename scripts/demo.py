@@ -1,14 +1,15 @@
-"""The main job, end to end on this machine: ``make demo``.
+"""The loop, end to end on this machine on the default warehouse (DuckDB): ``make demo``.
 
 Starts the three emulators on the dev ports (real time: the current week and today are still
-filling up), runs the Kaon and Kahuna jobs into DuckDB with ``meltano run``, moves the emulators'
-clocks an hour on and runs them again (incremental: only what changed is read and upserted),
-replays the rows into the Kissmetrics emulator (the direct tap -> target-kissmetrics path, twice:
-re-sending is harmless), then prints the warehouse's tables, the state bookmarks and the beacons
-received and deduplicated. Stops the emulators it started, also on errors and Ctrl-C.
+filling up), runs the Kaon and Kahuna load jobs into DuckDB with ``meltano run`` (each ends with
+``dbt build``), then the replay job (dbt build, tap-duckdb reading the marts -> target-kissmetrics).
+Then a second round: the emulators' clocks move an hour on, the load jobs read only what changed,
+and the replay sends only the new mart rows. Prints the marts' row counts, the dbt tests passed,
+the beacons sent per mart in each round, the state bookmarks, and the Kissmetrics deduplicated view
+next to what the marts hold. Stops the emulators it started, also on errors and Ctrl-C.
 
-Everything lands under ``output/demo/`` (its own DuckDB file and state files), so the demo never
-touches the dev environment's ``output/warehouse.duckdb`` or ``state/``.
+Everything lands under ``output/demo/`` (its own DuckDB file, dbt artifacts and state files), so the
+demo never touches the dev environment's ``output/warehouse.duckdb`` or ``state/``.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ EMULATOR_DATA = {
     "kissmetrics": [],
 }
 CLOCK_STEP_SECONDS = 3600
+WAREHOUSE = DEMO_DIR / "warehouse.duckdb"
+DBT_TARGET = DEMO_DIR / "dbt" / "target"
+MARTS = {"kissmetrics_events": "/e", "kissmetrics_people": "/s", "kissmetrics_aliases": "/a"}
+REPLAY_JOB = "warehouse-to-kissmetrics"
 # Only the taps' metrics: singer-sdk targets report record_count too.
 _TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
+# target-kissmetrics' last line: "Kissmetrics summary: 12 beacons delivered (/e 10, /s 1, /a 1), ..."
+_BEACON_SUMMARY = re.compile(r"Kissmetrics summary: \d+ beacons \w+ \(([^)]*)\)")
 
 
 class DemoError(RuntimeError):
@@ -107,7 +114,12 @@ def meltano_env() -> dict[str, str]:
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MELTANO_ENVIRONMENT": "dev",
         "MELTANO_STATE_BACKEND_URI": (DEMO_DIR / "state").as_uri(),
-        "TARGET_DUCKDB_FILEPATH": str(DEMO_DIR / "warehouse.duckdb"),
+        # every plugin that opens the DuckDB warehouse: the loader, dbt, the replay tap
+        "TARGET_DUCKDB_FILEPATH": str(WAREHOUSE),
+        "DBT_DUCKDB_PATH": str(WAREHOUSE),
+        "TAP_DUCKDB_PATH": str(WAREHOUSE),
+        "DBT_DUCKDB_TARGET_PATH": str(DBT_TARGET),
+        "DBT_DUCKDB_LOG_PATH": str(DEMO_DIR / "dbt" / "logs"),
         "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(DEMO_DIR / "kissmetrics-dead-letters.jsonl"),
         "TAP_KAHUNA_LOGS_START_DATE": (today - timedelta(days=KAHUNA_DAYS - 1)).isoformat(),
     }
@@ -142,28 +154,105 @@ def records_by_stream(log: str) -> Counter[str]:
 
 
 def run_job(job: str) -> Counter[str]:
-    """``meltano run <job>`` and a one-line account of what it read."""
+    """``meltano run <job>`` and a one-line account of what it read (and of its dbt build)."""
     started = time.monotonic()
     counts = records_by_stream(meltano("run", job).stderr)
     detail = ", ".join(f"{stream} {count}" for stream, count in sorted(counts.items()))
     say(f"  {job:<28} {sum(counts.values()):>6} records in {time.monotonic() - started:4.1f} s  ({detail})")
+    say(f"  {'':<28} dbt build: {dbt_results()}")
     return counts
+
+
+def mart_rows() -> dict[str, int]:
+    """Rows per mart now (0 before the first dbt build)."""
+    if not WAREHOUSE.exists():
+        return dict.fromkeys(MARTS, 0)
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as connection:
+        tables = {row[0] for row in connection.execute("select table_name from information_schema.tables").fetchall()}
+        return {
+            mart: connection.execute(f"select count(*) from marts.{mart}").fetchone()[0] if mart in tables else 0  # noqa: S608
+            for mart in MARTS
+        }
+
+
+def replay(replayed_before: dict[str, int]) -> dict[str, int]:
+    """The replay job; prints the beacons sent per mart and how they relate to the mart rows.
+
+    Returns the rows per mart it replayed up to.
+    """
+    started = time.monotonic()
+    result = meltano("run", REPLAY_JOB)
+    match = _BEACON_SUMMARY.search(result.stderr)
+    if not match:
+        raise DemoError(f"`meltano run {REPLAY_JOB}` printed no Kissmetrics summary; see its log under {DEMO_DIR}")
+    by_kind = dict(part.split() for part in match.group(1).split(", "))
+    sent = {mart: int(by_kind.get(kind, 0)) for mart, kind in MARTS.items()}
+    detail = ", ".join(f"{mart} {count} ({MARTS[mart]})" for mart, count in sent.items())
+    say(f"  {REPLAY_JOB:<28} {sum(sent.values()):>6} beacons in {time.monotonic() - started:4.1f} s  ({detail})")
+    say(f"  {'':<28} dbt build: {dbt_results()}")
+    rows = mart_rows()
+    for mart, count in sent.items():
+        new = rows[mart] - replayed_before[mart]
+        at_bookmark = 1 if replayed_before[mart] else 0  # the replication filter is inclusive (>= bookmark)
+        check = "" if count == new + at_bookmark else "  (UNEXPECTED)"
+        say(f"    {mart:<22} {count:>5} sent = {new} new rows + {at_bookmark} at the bookmark{check}")
+    return rows
+
+
+def dbt_results() -> str:
+    """What the last dbt build did: models built and tests by status (its run_results.json)."""
+    path = DBT_TARGET / "run_results.json"
+    if not path.exists():
+        return "no run_results.json"
+    results = json.loads(path.read_text())["results"]
+    models = sum(result["unique_id"].startswith("model.") for result in results)
+    tests = Counter(result["status"] for result in results if result["unique_id"].startswith("test."))
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(tests.items()))
+    return f"{models} models, {sum(tests.values())} tests ({statuses})"
 
 
 # --- summary --------------------------------------------------------------------------
 
 
 def warehouse_summary() -> None:
-    """Tables and row counts of the demo's DuckDB file."""
-    path = DEMO_DIR / "warehouse.duckdb"
-    with duckdb.connect(str(path), read_only=True) as connection:
+    """Tables (raw and marts) and views (staging) with their row counts in the demo's DuckDB file."""
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as connection:
         tables = connection.execute(
-            "select table_schema, table_name from information_schema.tables order by 1, 2"
+            "select table_schema, table_name, table_type from information_schema.tables order by 1, 2"
         ).fetchall()
-        say(f"\nDuckDB warehouse {path.relative_to(PROJECT_ROOT)}:")
-        for schema, table in tables:
+        say(f"\nDuckDB warehouse {WAREHOUSE.relative_to(PROJECT_ROOT)} (raw: kaon, kahuna; dbt: staging, marts):")
+        for schema, table, kind in tables:
             rows = connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]  # noqa: S608
-            say(f"  {schema + '.' + table:<28} {rows:>7} rows")
+            label = " (view)" if kind == "VIEW" else ""
+            say(f"  {schema + '.' + table:<36} {rows:>7} rows{label}")
+
+
+# What Kissmetrics keeps of the marts' beacons, counted in SQL: distinct events (person, name ignoring case,
+# second, properties), distinct property keys (person, name, second) and unordered alias pairs.
+_MART_VIEW_SQL = {
+    "events": """select count(*) from (select distinct person, lower(event), cast(floor(epoch(timestamp)) as bigint),
+                 campaign, campaign_id, action_detail, os, sequence_in_second from marts.kissmetrics_events)""",
+    "properties": """select count(*) from (select distinct person, name, second from (
+        select person, cast(floor(epoch(timestamp)) as bigint) as second,
+               unnest(['campaign', 'campaign_id', 'action_detail', 'os', 'sequence_in_second']) as name,
+               unnest([campaign, campaign_id, action_detail, os, cast(sequence_in_second as varchar)]) as value
+        from marts.kissmetrics_events
+        union all
+        select person, cast(floor(epoch(timestamp)) as bigint), unnest(['platform', 'email']), unnest([platform, email])
+        from marts.kissmetrics_people) where value is not null)""",
+    "aliases": """select count(*) from (select distinct least(person, alias), greatest(person, alias)
+                  from marts.kissmetrics_aliases)""",
+}
+
+
+def marts_summary() -> dict[str, int]:
+    """Rows per mart, and what Kissmetrics should keep of them."""
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as connection:
+        say("\nMarts (dbt, beacon-shaped; the replay bookmarks on replay_sequence):")
+        for mart, kind in MARTS.items():
+            rows, last = connection.execute(f"select count(*), max(replay_sequence) from marts.{mart}").fetchone()  # noqa: S608
+            say(f"  marts.{mart:<24} {rows:>7} rows  -> {kind} beacons, replay_sequence 1..{last}")
+        return {name: connection.execute(sql).fetchone()[0] for name, sql in _MART_VIEW_SQL.items()}
 
 
 def state_summary() -> None:
@@ -187,14 +276,19 @@ def condensed(bookmark: dict) -> str:
     return text if len(text) <= 150 else text[:147] + "..."
 
 
-def kissmetrics_summary(kissmetrics: EmulatorProcess) -> None:
-    """Beacons received and what Kissmetrics keeps after deduplication."""
+def kissmetrics_summary(kissmetrics: EmulatorProcess, expected: dict[str, int]) -> bool:
+    """Beacons received and the deduplicated view next to what the marts hold; whether they match."""
     stats = kissmetrics.control("stats")
     raw, dedup = stats["raw"], stats["dedup"]
     say("\nKissmetrics emulator:")
     say(f"  beacons received     {raw['total']:>7}  (events {raw['e']}, properties {raw['s']}, aliases {raw['a']})")
-    kept = f"events {dedup['events']}, properties {dedup['properties']}, aliases {dedup['aliases']}"
-    say(f"  after deduplication  {kept}")
+    say("  deduplicated view    (what Kissmetrics keeps)     what the marts hold")
+    matches = True
+    for name in ("events", "properties", "aliases"):
+        same = dedup[name] == expected[name]
+        matches = matches and same
+        verdict = "same" if same else "DIFFERENT"
+        say(f"    {name:<12} {dedup[name]:>12}{'':23}{expected[name]:>8}  {verdict}")
     if stats["ignored_total"]:
         say(f"  ignored              {stats['ignored_total']} {stats['ignored']}")
     dead_letters = DEMO_DIR / "kissmetrics-dead-letters.jsonl"
@@ -204,6 +298,7 @@ def kissmetrics_summary(kissmetrics: EmulatorProcess) -> None:
         say(f"  dead letters         {len(letters)} invalid rows (in {dead_letters.relative_to(PROJECT_ROOT)}):")
         for reason, count in reasons.most_common(3):
             say(f"    {count:>5} x {reason}")
+    return matches
 
 
 # --- the story ------------------------------------------------------------------------
@@ -217,40 +312,47 @@ def fresh_demo_dir() -> Iterator[None]:
     yield
 
 
-def demo() -> None:
-    """The whole story."""
+def demo() -> bool:
+    """The whole story; whether Kissmetrics ended up holding exactly what the marts hold."""
     started = time.monotonic()
     with ExitStack() as stack, fresh_demo_dir():
         say("1. Emulators (real time: this week and today are still filling up)")
         emulators = start_emulators(stack)
 
-        say("\n2. First load into DuckDB (meltano run, dev environment)")
+        say("\n2. Load into DuckDB, then dbt build (the load jobs of meltano.yml, dev environment)")
         first = run_job("kaon-to-warehouse") + run_job("kahuna-to-warehouse")
 
-        say(f"\n3. An hour later (emulator clocks +{CLOCK_STEP_SECONDS // 60} min): incremental runs from state")
+        say("\n3. Replay the marts into Kissmetrics: dbt build, tap-duckdb -> target-kissmetrics--warehouse")
+        replayed = replay(dict.fromkeys(MARTS, 0))
+
+        say(f"\n4. An hour later (emulator clocks +{CLOCK_STEP_SECONDS // 60} min): incremental loads from state")
         for service in ("kaon", "kahuna"):
             emulators[service].set_clock(advance_seconds=CLOCK_STEP_SECONDS)
         second = run_job("kaon-to-warehouse") + run_job("kahuna-to-warehouse")
-        say(f"  second run read {sum(second.values())} records (first: {sum(first.values())})")
+        say(f"  the second loads read {sum(second.values())} records (the first: {sum(first.values())})")
 
-        say("\n4. Replay into Kissmetrics: tap -> target-kissmetrics (the mapping is in meltano.yml)")
-        run_job("kahuna-to-kissmetrics")
-        run_job("kaon-clicks-to-kissmetrics")
-        say("  again with --full-refresh: every beacon re-sent, Kissmetrics deduplicates them")
-        meltano("run", "--full-refresh", "kahuna-to-kissmetrics")
-        say("  (the warehouse path, tap-postgres -> target-kissmetrics, is `meltano run warehouse-to-kissmetrics`;")
-        say("   it needs PostgreSQL: `make postgres`, then the kaon/kahuna-to-postgres jobs; see README)")
+        say("\n5. Replay again: only the rows the marts gained (and the one row at each bookmark)")
+        replay(replayed)
 
         warehouse_summary()
+        expected = marts_summary()
         state_summary()
-        kissmetrics_summary(emulators["kissmetrics"])
+        matches = kissmetrics_summary(emulators["kissmetrics"], expected)
+        say(
+            "\nThe other paths: the direct replays `meltano run kahuna-to-kissmetrics` and `kaon-clicks-to-kissmetrics`"
+            " send the same beacons straight from the taps; PostgreSQL: `make postgres`, then the *-to-postgres jobs"
+            " and `postgres-to-kissmetrics` (README)."
+        )
         say(f"\nDone in {time.monotonic() - started:.0f} s; logs under {DEMO_DIR.relative_to(PROJECT_ROOT)}/.")
+        return matches
 
 
 def main() -> int:
     """Run the demo; one clear line on failure."""
     try:
-        demo()
+        if not demo():
+            print("demo failed: the Kissmetrics deduplicated view differs from what the marts hold", file=sys.stderr)
+            return 1
     except DemoError as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1

@@ -211,10 +211,10 @@ class BeaconSender:
         """DEBUG lines for each new connection (the keep-alive pool at work)."""
         tracing = aiohttp.TraceConfig()
 
-        async def opened(session: aiohttp.ClientSession, context: t.Any, params: t.Any) -> None:
-            self.logger.debug("Opened a new connection to the tracking host")
+        async def opening(session: aiohttp.ClientSession, context: t.Any, params: t.Any) -> None:
+            self.logger.debug("Opening a new connection to the tracking host")
 
-        tracing.on_connection_create_end.append(opened)
+        tracing.on_connection_create_start.append(opening)
         return tracing
 
     async def _work(self) -> None:

@@ -26,7 +26,7 @@ def warehouse() -> Iterator[psycopg.Connection]:
         connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
         pytest.fail(f"no PostgreSQL on 127.0.0.1:{POSTGRES['port']} ({error}): run `make postgres` (make test does it)")
-    for schema in ("kissmetrics", "kahuna", "kaon"):
+    for schema in ("marts", "staging", "kissmetrics", "kahuna", "kaon"):
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     yield connection
     connection.close()

@@ -40,7 +40,7 @@ POSTGRES = {
 POSTGRES_URL = "postgresql://{user}:{password}@{host}:{port}/{database}".format(**POSTGRES)
 
 KAON_STREAMS = ("weeks", "engagement", "devices", "countries", "languages", "hits", "path_hits", "external_id_hits")
-# The event names meltano.yml's Kahuna mappings (and warehouse/kissmetrics_views.sql) give each category.
+# The event names meltano.yml's Kahuna mappings (and the kissmetrics_events mart) give each category.
 EVENT_PREFIXES = {"inapp": "Kahuna in-app", "push": "Kahuna push", "email": "Kahuna email"}
 
 
@@ -82,11 +82,23 @@ class MeltanoProject:
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_STATE_BACKEND_URI": self.state_dir.as_uri(),
             "MELTANO_SYS_DIR_ROOT": str(self.sys_dir()),
+            # Every plugin that opens the DuckDB warehouse: the loader, dbt and the replay tap.
             "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
+            "DBT_DUCKDB_PATH": str(self.duckdb_path),
+            "TAP_DUCKDB_PATH": str(self.duckdb_path),
+            **self.dbt_paths(),
             "TARGET_KISSMETRICS_DEAD_LETTER_PATH": str(self.workdir / "dead-letters.jsonl"),
             "MELTANO_CLI_LOG_LEVEL": "info",
             **postgres_settings(),
             **self.settings,
+        }
+
+    def dbt_paths(self) -> dict[str, str]:
+        """This test's own dbt artifacts (run results, compiled SQL, logs) for each dbt utility."""
+        return {
+            f"DBT_{warehouse.upper()}_{kind.upper()}_PATH": str(self.workdir / "dbt" / warehouse / kind)
+            for warehouse in ("duckdb", "postgres", "snowflake")
+            for kind in ("target", "log")
         }
 
     def command(self, *args: str) -> list[str]:
@@ -133,13 +145,11 @@ class MeltanoProject:
 
 def postgres_settings() -> dict[str, str]:
     """The test server's connection for every plugin that opens the PostgreSQL warehouse."""
-    settings = {
+    return {
         f"{plugin}_{name.upper()}": value
-        for plugin in ("TAP_POSTGRES", "TARGET_POSTGRES")
+        for plugin in ("TAP_POSTGRES", "TARGET_POSTGRES", "DBT_POSTGRES")
         for name, value in POSTGRES.items()
     }
-    settings["WAREHOUSE_SQL_URL"] = POSTGRES_URL
-    return settings
 
 
 def log_tail(log: str, lines: int = 40) -> str:

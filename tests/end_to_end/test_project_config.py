@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+import yaml
 
 from emulators.testing import EmulatorProcess
 from tests.end_to_end.meltano_helpers import PROJECT_ROOT, MeltanoProject
@@ -14,12 +17,41 @@ from tests.end_to_end.meltano_helpers import PROJECT_ROOT, MeltanoProject
 pytestmark = pytest.mark.meltano
 
 JOBS = {
-    "kaon-to-warehouse": ["tap-kaon-insights target-duckdb"],
-    "kahuna-to-warehouse": ["tap-kahuna-logs target-duckdb"],
-    "warehouse-to-kissmetrics": ["warehouse-sql:apply", "tap-postgres target-kissmetrics--warehouse"],
+    "kaon-to-warehouse": ["tap-kaon-insights target-duckdb", "dbt-duckdb:build"],
+    "kahuna-to-warehouse": ["tap-kahuna-logs target-duckdb", "dbt-duckdb:build"],
+    "warehouse-to-kissmetrics": ["dbt-duckdb:build", "tap-duckdb target-kissmetrics--warehouse"],
+    "kaon-to-postgres": ["tap-kaon-insights target-postgres", "dbt-postgres:build"],
+    "kahuna-to-postgres": ["tap-kahuna-logs target-postgres", "dbt-postgres:build"],
+    "postgres-to-kissmetrics": ["dbt-postgres:build", "tap-postgres target-kissmetrics--warehouse"],
+    "kaon-to-snowflake": ["tap-kaon-insights target-snowflake", "dbt-snowflake:build"],
+    "kahuna-to-snowflake": ["tap-kahuna-logs target-snowflake", "dbt-snowflake:build"],
+    "snowflake-to-kissmetrics": ["dbt-snowflake:build", "tap-snowflake target-kissmetrics--warehouse"],
     "kahuna-to-kissmetrics": ["tap-kahuna-logs target-kissmetrics--kahuna-events"],
     "kaon-clicks-to-kissmetrics": ["tap-kaon-insights--clicks target-kissmetrics--kaon-clicks"],
 }
+
+
+# Every plugin that opens the DuckDB warehouse file, and the setting that names the file.
+DUCKDB_FILE_PLUGINS = {
+    ("loaders", "target-duckdb"): "filepath",
+    ("utilities", "dbt-duckdb"): "path",
+    ("extractors", "tap-duckdb"): "path",
+}
+WAREHOUSE_DUCKDB = "$MELTANO_PROJECT_ROOT/output/warehouse.duckdb"
+MART_STREAMS = ("marts-kissmetrics_events", "marts-kissmetrics_people", "marts-kissmetrics_aliases")
+REPLAY_TAPS = ("tap-duckdb", "tap-postgres", "tap-snowflake")
+
+
+def definitions() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every plugin meltano.yml (and the files it includes) defines, by (plugin type, name)."""
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
+    files = [project, *(yaml.safe_load((PROJECT_ROOT / path).read_text()) for path in project["include_paths"])]
+    return {
+        (kind, plugin["name"]): plugin
+        for contents in files
+        for kind, plugins in contents["plugins"].items()
+        for plugin in plugins
+    }
 
 
 def test_each_plugin_readme_shows_its_settings_as_about_does() -> None:
@@ -50,10 +82,11 @@ def test_every_job_has_a_schedule(project: MeltanoProject) -> None:
     assert all(schedule["cron_interval"] for schedule in listed)
 
 
-def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
-    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "loader", "SNOWFLAKE_PASSWORD": "canary-pw-7"})
-    result = subprocess.run(
-        project.command("invoke", "target-snowflake"),
+def invoke_without_account(project: MeltanoProject, *args: str) -> subprocess.CompletedProcess[str]:
+    """``meltano invoke <args>`` with SNOWFLAKE_ACCOUNT empty and a canary password (nothing on stdin)."""
+    project.settings.update({"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_USER": "someone", "SNOWFLAKE_PASSWORD": "canary-pw-7"})
+    return subprocess.run(
+        project.command("invoke", *args),
         cwd=PROJECT_ROOT,
         env=project.env(),
         input="",
@@ -62,6 +95,10 @@ def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project:
         timeout=120,
         check=False,
     )
+
+
+def test_snowflake_loader_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
+    result = invoke_without_account(project, "target-snowflake")
     assert result.returncode != 0
     assert "'account' is a required property" in result.stderr
     assert "canary-pw-7" not in result.stderr + result.stdout
@@ -76,6 +113,57 @@ def test_snowflake_loader_settings_resolve_from_the_environment(project: Meltano
     assert config["user"] == "loader"
     assert config["database"] == "KK_DEV"
     assert config["load_method"] == "upsert"
+
+
+def test_every_plugin_that_opens_the_duckdb_file_pins_one_duckdb_version_and_opens_one_file() -> None:
+    plugins = definitions()
+    versions = {}
+    for (kind, name), setting in DUCKDB_FILE_PLUGINS.items():
+        plugin = plugins[kind, name]
+        pins = re.findall(r"(?:^|\s)duckdb==(\S+)", plugin["pip_url"])
+        assert len(pins) == 1, f"{name}: pin duckdb in its pip_url"
+        assert plugin["config"][setting] == WAREHOUSE_DUCKDB, name
+        installed = PROJECT_ROOT / ".meltano" / kind / name / "venv" / "bin" / "python"
+        version = subprocess.run(
+            [str(installed), "-c", "import duckdb; print(duckdb.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        versions[name] = (pins[0], version)
+    assert set(versions.values()) == {("1.2.2", "1.2.2")}, versions
+    # the tests open the same files with the same version
+    assert "duckdb==1.2.2" in (PROJECT_ROOT / "requirements-dev.txt").read_text().split()
+
+
+def test_the_replay_taps_read_the_three_marts_incrementally_and_the_target_maps_them() -> None:
+    plugins = definitions()
+    for tap in REPLAY_TAPS:
+        plugin = plugins["extractors", tap]
+        assert set(plugin["select"]) == {f"{stream}.*" for stream in MART_STREAMS}, tap
+        for stream in MART_STREAMS:
+            metadata = plugin["metadata"][stream]
+            assert (metadata["replication-method"], metadata["replication-key"]) == ("INCREMENTAL", "replay_sequence")
+    mapping = plugins["loaders", "target-kissmetrics--warehouse"]["config"]["streams"]
+    assert {stream: item["kind"] for stream, item in mapping.items()} == dict(
+        zip(MART_STREAMS, ("event", "set", "alias"), strict=True)
+    )
+
+
+def test_snowflake_replay_tap_settings_resolve_from_the_environment(project: MeltanoProject) -> None:
+    project.settings.update(
+        {"SNOWFLAKE_ACCOUNT": "myorg-acct1", "SNOWFLAKE_USER": "replay", "SNOWFLAKE_PASSWORD": "pw"}
+    )
+    config = json.loads(project.run("invoke", "--dump=config", "tap-snowflake").stdout)
+    assert (config["account"], config["user"], config["database"]) == ("myorg-acct1", "replay", "KK_DEV")
+    assert config["tables"] == [stream.replace("-", ".") for stream in MART_STREAMS]
+
+
+def test_snowflake_replay_tap_without_an_account_stops_with_a_clear_message(project: MeltanoProject) -> None:
+    result = invoke_without_account(project, "tap-snowflake", "--discover")
+    assert result.returncode != 0
+    assert "'account' is a required property" in result.stderr
+    assert "canary-pw-7" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(

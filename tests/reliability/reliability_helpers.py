@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import socket
 import time
 from datetime import date, datetime, timezone
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.datasets import (
     FIXED_NOW_TEXT,
@@ -33,10 +35,14 @@ KAHUNA_SECRET = KAHUNA_SECRET_KEY
 KAHUNA_KEY = KAHUNA_API_KEY
 KM_KEY = KM_API_KEY
 
-# Canary secrets: distinctive, and full of characters that URL-encoding and Basic auth transform.
-CANARY_API_KEY = "canary-APIKEY-7f3a+/=Q9"
-CANARY_SECRET_KEY = "canary-SECRET-2b8c+/=Z4"  # noqa: S105 (a canary, not a credential)
-CANARY_KM_KEY = "canary-KMKEY-5d1e+/=W6"
+# Canary secrets: distinctive, and full of characters that URL-encoding and Basic auth transform (each of
+# + / = & @ has its own escape, and & and = would split a query string if a plugin forgot to encode them).
+CANARY_API_KEY = "canary-APIKEY-7f3a+/=&@Q9"
+CANARY_SECRET_KEY = "canary-SECRET-2b8c+/=&@Z4"  # noqa: S105 (a canary, not a credential)
+CANARY_KM_KEY = "canary-KMKEY-5d1e+/=&@W6"
+#: How much of a secret's start is searched for on its own (``canary-APIKEY``): a secret cut short, or encoded in a
+#: way the other forms miss, still shows by it.
+SECRET_STEM_LENGTH = 13
 
 
 def closed_port() -> int:
@@ -46,11 +52,22 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+def secret_stem(secret: str) -> str | None:
+    """The secret's first characters when no encoding changes them (``canary-APIKEY``), else None."""
+    stem = secret[:SECRET_STEM_LENGTH]
+    return stem if len(stem) == SECRET_STEM_LENGTH and re.fullmatch(r"[A-Za-z0-9_.~-]+", stem) else None
+
+
 def secret_forms(*secrets: str) -> list[str]:
-    """Every spelling of the secrets that could leak: raw, URL-encoded (both styles), Basic-auth base64."""
+    """Every spelling of the secrets that could leak: raw, URL-encoded (both styles), Basic-auth base64, and the
+    secret's stem (its first characters, when no encoding changes them).
+    """
     forms: set[str] = set()
     for secret in secrets:
         forms |= {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+        stem = secret_stem(secret)
+        if stem:
+            forms.add(stem)
     for username in secrets:
         for password in secrets:
             forms.add(base64.b64encode(f"{username}:{password}".encode()).decode())
@@ -101,9 +118,12 @@ def kahuna_config(emulator_url: str, *, days: int = KAHUNA_DAYS, **overrides: An
     }
 
 
-def expected_kahuna_keys(days: int = KAHUNA_DAYS, categories: tuple[str, ...] = tuple(KAHUNA_STREAMS)) -> dict:
-    """``{stream: {(log_date, log_position): raw record}}`` for everything the emulator serves in the last days."""
-    data = kahuna_dataset()
+def expected_kahuna_keys(
+    days: int = KAHUNA_DAYS, categories: tuple[str, ...] = tuple(KAHUNA_STREAMS), data: KahunaDataset | None = None
+) -> dict:
+    """``{stream: {(log_date, log_position): raw record}}`` for everything the emulator serves in the last days
+    (of ``data``, default the small data set)."""
+    data = data or kahuna_dataset()
     expected: dict[str, dict[tuple[str, int], dict]] = {}
     for category in categories:
         rows = expected.setdefault(KAHUNA_STREAMS[category], {})

@@ -8,6 +8,7 @@ loopback listener that counts connections (the same assertion without depending 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -37,6 +38,17 @@ SDK_STANDARD = {
     "validate_records",
 }
 WRONG_VALUE = {"integer": "not-a-number", "number": "fast", "boolean": "maybe", "array": "x", "object": "x"}
+#: What the ERROR line says after the setting's name, by problem and (for a wrong type) the type it must have.
+PHRASE = {
+    "missing": "is required",
+    "integer": "must be a whole number",
+    "number": "must be a number",
+    "boolean": "must be true or false",
+    "array": "must be a list",
+    "object": "must be an object",
+    "string": "must be a string",
+    "date": "must be a date like 2026-11-01",
+}
 
 
 @cache
@@ -58,12 +70,29 @@ def required_settings(executable: str) -> list[str]:
     return list(about(executable)["settings"].get("required", []))
 
 
-def wrong_value(schema: dict) -> Any:
-    """A value of a type the setting does not accept."""
+def setting_type(schema: dict) -> str:
+    """The setting's JSON type (its first that is not null)."""
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
-    first = next(t for t in types if t != "null")
-    return WRONG_VALUE.get(first, 12345)
+    return next(t for t in types if t != "null")
+
+
+def expected_phrase(plugin: str, setting: str, problem: str) -> str:
+    """What an ERROR line must say: the setting's name (the new one for a deprecated alias) and the problem."""
+    schema = own_settings(plugin).get(setting, {})
+    renamed = (
+        re.fullmatch(r"Deprecated: use (\w+)\.", schema.get("description", "")) if schema.get("deprecated") else None
+    )
+    name = renamed.group(1) if renamed else setting
+    if problem == "missing":
+        return f"{name} {PHRASE['missing']}"
+    kind = "date" if schema.get("format") in ("date", "date-time") else setting_type(schema)
+    return f"{name} {PHRASE[kind]}"
+
+
+def wrong_value(schema: dict) -> Any:
+    """A value of a type the setting does not accept."""
+    return WRONG_VALUE.get(setting_type(schema), 12345)
 
 
 class ConnectionCounter:
@@ -174,10 +203,10 @@ def test_bad_setting_is_a_clear_error_before_any_request(
 
     run = run_plugin(plugin, config, tmp_path, stdin=stdin, timeout=120)
 
-    assert run.returncode != 0, f"{setting} {problem} was accepted"
+    assert run.returncode == 1, f"{setting} {problem} was accepted"
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
-    error_lines = [line for line in run.stderr.splitlines() if "ERROR" in line]
-    assert any(setting in line for line in error_lines), f"no ERROR line names {setting}: {error_lines}"
+    phrase = expected_phrase(plugin, setting, problem)
+    assert any(phrase in line for line in run.error_lines), f"no ERROR line says {phrase!r}: {run.error_lines}"
     assert not run.record_messages
     assert kahuna.requests() == []
     assert kissmetrics.control("stats")["raw"]["total"] == 0

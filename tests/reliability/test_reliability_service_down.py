@@ -41,19 +41,6 @@ def assert_one_clear_error(stderr: str, *phrases: str) -> None:
     )
 
 
-def test_kahuna_tap_with_connection_refused_stops_with_a_clear_message(tmp_path: Path) -> None:
-    config = kahuna_config(f"http://127.0.0.1:{closed_port()}", max_retries=3)
-
-    run = run_plugin(TAP_KAHUNA, config, tmp_path, timeout=PROCESS_TIMEOUT)
-
-    assert run.returncode != 0
-    assert_one_clear_error(run.stderr, "cannot connect", "api_url")
-    assert not run.record_messages
-    assert all(
-        "day_records_emitted" not in str(state) or "day_records_emitted': 0" in str(state) for state in run.states
-    )
-
-
 def test_kaon_tap_with_connection_refused_stops_with_a_clear_message(tmp_path: Path) -> None:
     config = {
         "api_key": "kaon-demo-key",

@@ -1,10 +1,10 @@
-"""Errors end the run with one clear line; transient faults are retried; the api key never leaks."""
+"""Errors end the run with one clear line; transient faults are retried.
+
+That the api key never leaks is tested with the other plugins' secrets in tests/reliability/test_reliability_secrets.py.
+"""
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.cli import PluginRun
+from tests.support.cli import PluginRun, run_plugin
 from tests.tap_kaon_insights.kaon_tap_helpers import (
     SMALL_ARGS,
+    TAP,
     base_config,
     dataset,
     expected_weekly,
     run_tap,
 )
 
-CANARY = "CANARY-kaon-k3y-7f19c2"
 DATA = dataset()
 
 
@@ -117,32 +117,36 @@ def test_timeouts_are_retried_then_reported(start_emulator: Callable[..., Emulat
     [
         ("engagement", "engagement", "html_200", "not valid JSON"),
         ("engagement", "engagement", "truncated_json", "not valid JSON"),
+        ("engagement", "engagement", "malformed_json", "not valid JSON"),
+        ("engagement", "engagement", "missing_key", "no 'engagements' key"),
+        ("engagement", "engagement", "wrong_types", "expected"),
         ("countries", "countries", "malformed_json", "not valid JSON"),
         ("languages", "languages", "missing_key", "no 'languages' key"),
         ("hits", "hits", "wrong_types", "expected"),
         ("uid", "devices", "bad_uids_length", "not a multiple of 18"),
     ],
 )
-def test_malformed_bodies_name_endpoint_and_week(
+def test_malformed_bodies_name_endpoint_and_week_and_keep_state_before_it(
     start_emulator: Callable[..., EmulatorProcess], tmp_path: Path, endpoint: str, stream: str, kind: str, problem: str
 ) -> None:
     emulator = start_emulator("kaon")
     break_endpoint(emulator, endpoint, 775, kind)
-    run = run_tap(tmp_path, base_config(emulator.url, start_week=774), streams=(stream,))
+    run = run_tap(tmp_path, base_config(emulator.url, start_week=773), streams=(stream,))
     assert_one_clear_error(run, f"endpoint '{endpoint}'", "week 775", problem)
-    assert {row["week"] for row in run.rows(stream)} <= {774}, "nothing of the broken week is emitted"
+    assert {row["week"] for row in run.rows(stream)} == {773, 774}, "the weeks before it, nothing of the broken week"
+    # A failed stream writes no STATE of its own (singer-sdk writes it when the stream ends), so none may pass it.
+    bookmarks = [state["bookmarks"][stream] for state in run.states if stream in state.get("bookmarks", {})]
+    assert all(bookmark.get("replication_key_value", 0) < 775 for bookmark in bookmarks), bookmarks
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"api_url": "http://insights.example.com/api"}, "must use https"),
         ({"api_url": "ftp://x/api"}, "not an http(s) URL"),
         ({"start_week": 700, "end_week": 600}, "end_week 600 is before start_week 700"),
         ({"max_concurrency": 0}, "max_concurrency must be 1 or more"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"endpoints": {"weekz": "w"}}, "weekz"),
-        ({"endpoints": "weeks"}, "endpoints must be an object"),
         ({"stream_maps": ["x"]}, "config['stream_maps']"),
     ],
 )
@@ -157,61 +161,23 @@ def test_bad_config_fails_before_any_request(
     assert module_kaon.requests() == []
 
 
+@pytest.mark.parametrize("lists", [{}, {"paths": [], "external_ids": []}], ids=["not_set", "empty"])
 def test_no_paths_and_no_external_ids_sync_nothing_for_those_streams(
-    module_kaon: EmulatorProcess, tmp_path: Path
+    module_kaon: EmulatorProcess, tmp_path: Path, lists: dict
 ) -> None:
-    """The defaults (empty lists): the partitioned streams emit nothing and say why; the others still run."""
+    """The defaults (no lists, or empty ones) and no catalog, as a first run: the partitioned streams emit nothing
+    and say why; every other stream still runs.
+    """
     module_kaon.reset()
-    config = base_config(module_kaon.url, start_week=DATA.current_week, paths=[], external_ids=[])
-    run = run_tap(tmp_path, config, streams=("engagement", "path_hits", "external_id_hits"))
+    config = base_config(module_kaon.url, start_week=DATA.current_week, **lists)
+    run = run_plugin(TAP, config, tmp_path)
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
-    assert run.rows("path_hits") == []
-    assert run.rows("external_id_hits") == []
+    assert set(run.records) == {"weeks", "engagement", "devices", "countries", "languages", "hits"}
     assert run.rows("engagement") == expected_weekly(DATA, "engagement", [DATA.current_week])
     assert "no paths configured (setting `paths`)" in run.stderr
     assert "no external IDs configured (setting `external_ids`)" in run.stderr
-    called = {request["path"].rsplit("/", 1)[-1] for request in module_kaon.requests()}
-    assert "extid" not in called, called
-    assert "hits" not in called, called
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_canary_key_never_leaks(start_emulator: Callable[..., EmulatorProcess], tmp_path: Path) -> None:
-    emulator = start_emulator("kaon", "--api-key", CANARY, "--error-rate", "0.2", "--fault-seed", "2")
-    debug = {"LOGLEVEL": "DEBUG"}
-    config = base_config(
-        emulator.url, api_key=CANARY, paths=DATA.path_names[:2], external_ids=[DATA.external_id_names[0]]
-    )
-    runs = [
-        run_tap(tmp_path, {**config, "start_week": 774}, env=debug),
-        run_tap(tmp_path, {**config, "api_key": CANARY + "-wrong"}, env=debug),
-        run_tap(tmp_path, {**config, "api_url": f"http://127.0.0.1:{_closed_port()}/api", "max_retries": 1}, env=debug),
-        run_tap(tmp_path, {**config, "api_url": "http://insights.example.com/api"}, env=debug),
-    ]
-    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
-    assert runs[0].records
-    assert "apikey=" in runs[0].stderr, "DEBUG shows request URLs, so the test would see a leak"
-    assert [run.returncode for run in runs[1:]] == [1, 1, 1]
-    for run in runs:
-        assert CANARY not in run.stdout
-        assert CANARY not in run.stderr
-        assert CANARY not in json.dumps(run.states)
-    for config_file in tmp_path.glob("config-*.json"):
-        assert CANARY in config_file.read_text(), "the canary was really used"
-
-
-def test_emulator_rejects_the_wrong_key_so_the_canary_test_means_something(
-    start_emulator: Callable[..., EmulatorProcess],
-) -> None:
-    emulator = start_emulator("kaon", "--api-key", CANARY)
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{emulator.url}/api/weeks?apikey=other&client=demo-client", timeout=10)  # noqa: S310
-    refused.value.close()
-    assert refused.value.code == 403
+    requests = module_kaon.requests()
+    assert not [r for r in requests if r["path"].endswith("/extid")], "external_id_hits called the API"
+    assert not [r for r in requests if "path" in r["query"]], "path_hits called the API"

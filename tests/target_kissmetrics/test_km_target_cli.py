@@ -305,13 +305,6 @@ def test_an_undeliverable_beacon_fails_the_run_without_state(start_emulator: Sta
     assert "Traceback" not in result.stderr
 
 
-def test_plain_http_is_refused_off_loopback(tmp_path: Path) -> None:
-    result = run_target(tmp_path, {"api_key": API_KEY, "tracking_url": "http://trk.kissmetrics.io"}, [])
-    assert result.returncode == 1
-    assert "tracking_url 'http://trk.kissmetrics.io' must use https" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_bad_settings_stop_with_one_clear_line(tmp_path: Path) -> None:
     result = run_target(tmp_path, {"api_key": API_KEY, "streams": {"orders": {"kind": "track"}}}, [])
     assert result.returncode == 1

@@ -101,7 +101,7 @@ def test_connections_are_kept_alive_and_reused(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert emulator.control("stats")["raw"]["total"] == 300
-    opened = result.stderr.count("Opened a new connection to the tracking host")
+    opened = result.stderr.count("Opening a new connection to the tracking host")
     assert 1 <= opened <= 4, opened
     assert result.stderr.count("-> HTTP 200") == 300
 

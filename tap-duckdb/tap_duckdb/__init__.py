@@ -1,0 +1,1 @@
+"""Singer tap for DuckDB database files, on singer-sdk's SQL classes and duckdb-engine."""
