@@ -16,28 +16,29 @@ from emulators.testing import EmulatorProcess
 from target_kissmetrics.delivery import RateLimiter
 from tests.support.cli import parse_messages, start_plugin
 from tests.target_kissmetrics.km_target_helpers import (
+    JAN_1_2010,
+    PLAYS_SCHEMA,
     TARGET_CLI,
+    play,
     received_beacons,
     record_message,
     run_target,
     schema_message,
     singer_lines,
+    start_fed_target,
     state_message,
+    states_checked_against_the_log,
     target_config,
 )
 
-SCHEMA = {"person": {"type": "string"}, "event": {"type": "string"}, "timestamp": {"type": "integer"}}
-JAN_1_2010 = 1262304000
 DEBUG = {"TARGET_KISSMETRICS_LOGLEVEL": "DEBUG"}
 
 
 def event_messages(count: int, state_every: int = 0) -> list[dict]:
     """``count`` events (``_t`` = 2010-01-01 + n s), with a STATE naming the last one after every ``state_every``."""
-    messages = [schema_message("plays", SCHEMA)]
+    messages = [schema_message("plays", PLAYS_SCHEMA)]
     for n in range(count):
-        messages.append(
-            record_message("plays", {"person": f"user-{n % 97}", "event": "Played", "timestamp": JAN_1_2010 + n})
-        )
+        messages.append(record_message("plays", play(n)))
         if state_every and (n + 1) % state_every == 0:
             messages.append(state_message({"bookmarks": {"plays": n}}))
     return messages
@@ -61,11 +62,7 @@ def test_2000_beacons_in_flight_arrive_once_each_and_state_follows_them(tmp_path
     with EmulatorProcess("kissmetrics", "--latency-ms", "2000") as emulator:
         port = int(emulator.url.rsplit(":", 1)[1])
         config = target_config(tmp_path, emulator, max_concurrency=in_flight, state_flush_seconds=0)
-        process = start_plugin(TARGET_CLI, config, tmp_path, stdin=subprocess.PIPE)
-        assert process.stdin is not None
-        assert process.stdout is not None
-        stdin, text = process.stdin, singer_lines(event_messages(total, state_every))
-        threading.Thread(target=lambda: (stdin.write(text), stdin.close()), daemon=True).start()
+        process = start_fed_target(tmp_path, config, event_messages(total, state_every))
         peak = [0]
 
         def sample_connections() -> None:
@@ -75,15 +72,7 @@ def test_2000_beacons_in_flight_arrive_once_each_and_state_follows_them(tmp_path
 
         sampler = threading.Thread(target=sample_connections, daemon=True)
         sampler.start()
-        states = []
-        with process.stdout:
-            for line in process.stdout:
-                (state,) = parse_messages(line)
-                delivered = {int(beacon["params"]["_t"]) - JAN_1_2010 for beacon in received_beacons(emulator)}
-                last = state["bookmarks"]["plays"]
-                assert set(range(last + 1)) <= delivered, f"STATE after record {last} came before its beacons"
-                states.append(last)
-        assert process.wait(timeout=120) == 0
+        states = states_checked_against_the_log(process, emulator)
         sampler.join()
         arrivals = Counter(int(beacon["params"]["_t"]) - JAN_1_2010 for beacon in received_beacons(emulator))
     assert sorted(set(states)) == list(range(state_every - 1, total, state_every))
@@ -154,18 +143,6 @@ def test_no_state_passes_a_beacon_still_being_retried(tmp_path: Path) -> None:
     # answered far out of order, and each STATE line must still wait for every beacon before it.
     with EmulatorProcess("kissmetrics", "--error-rate", "0.3", "--fault-seed", "11") as emulator:
         config = target_config(tmp_path, emulator, max_concurrency=32, max_retries=30, state_flush_seconds=0)
-        process = start_plugin(TARGET_CLI, config, tmp_path, stdin=subprocess.PIPE)
-        assert process.stdin is not None
-        assert process.stdout is not None
-        stdin, text = process.stdin, singer_lines(event_messages(400, state_every=10))
-        threading.Thread(target=lambda: (stdin.write(text), stdin.close()), daemon=True).start()
-        checked = []
-        with process.stdout:
-            for line in process.stdout:
-                (state,) = parse_messages(line)
-                delivered = {int(beacon["params"]["_t"]) - JAN_1_2010 for beacon in received_beacons(emulator)}
-                last = state["bookmarks"]["plays"]
-                assert set(range(last + 1)) <= delivered, f"STATE after record {last} came before its beacons"
-                checked.append(last)
-        assert process.wait(timeout=120) == 0
+        process = start_fed_target(tmp_path, config, event_messages(400, state_every=10))
+        checked = states_checked_against_the_log(process, emulator)
     assert sorted(set(checked)) == list(range(9, 400, 10))
