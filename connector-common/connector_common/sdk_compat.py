@@ -7,20 +7,25 @@ upgrade that changes one fails there, loudly, before any plugin misbehaves.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import sys
 import typing as t
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import click
 import requests
 from singer_sdk import Tap
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from typing_extensions import override
+
+from .errors import ConnectorError
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -206,3 +211,70 @@ class RecordCheckingSink(Sink):
         except (ValueError, TypeError) as unparsable:  # the SDK's "Could not parse value ... for field ..."
             self.record_problems = [str(unparsable)]
             return record
+
+
+class BatchFileError(ConnectorError):
+    """A BATCH message the target cannot read: an encoding it does not know, a missing file, a broken line."""
+
+
+class BatchAsRecordsTarget(Target):
+    """A target hook on the SDK's private ``Target._process_batch_message``: each record of a BATCH message's files
+    goes the way of a RECORD message (``Target._process_record_message``: stream maps, the schema check, the key
+    check, ``Sink.process_record``, the sink's fill level), read one line at a time.
+
+    The SDK would instead read each whole file into a list and hand it to ``Sink.process_batch`` with none of those
+    steps. Files are opened the way the SDK opens them (``helpers._batch.StorageTarget``: ``file://`` and whatever
+    other filesystem ``fsspec`` has installed); JSON Lines, plain or gzip, as singer-sdk's batch writer writes them.
+    """
+
+    def decode_batch_line(self, line: bytes) -> t.Any:
+        """One line of a BATCH file (a subclass may read it faster); ``ValueError`` when it is not JSON."""
+        return deserialize_json(line)
+
+    @override
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        stream = message_dict["stream"]
+        encoding = batch_encoding(stream, message_dict["encoding"])
+        for url in message_dict["manifest"]:
+            for record in self._batch_file_records(stream, encoding, url):
+                self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
+
+    def _batch_file_records(self, stream: str, encoding: BaseBatchFileEncoding, url: str) -> Iterator[dict]:
+        head, tail = StorageTarget.split_url(url)
+        where = f"BATCH file {url} of stream '{stream}'"
+        try:
+            with StorageTarget.from_url(head).open(tail, mode="rb") as raw:
+                if encoding.compression == "gzip":
+                    with gzip.open(raw) as unzipped:
+                        yield from self._records_of(unzipped, where)
+                else:
+                    yield from self._records_of(raw, where)
+        except (OSError, EOFError) as error:  # missing, unreadable, truncated or not gzip
+            raise BatchFileError(f"{where} cannot be read: {error}") from None
+
+    def _records_of(self, lines: Iterable[bytes], where: str) -> Iterator[dict]:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = self.decode_batch_line(line)
+            except ValueError as error:
+                raise BatchFileError(f"line {number} of {where} is not valid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise BatchFileError(f"line {number} of {where} is not a JSON object (a record)")
+            yield record
+
+
+def batch_encoding(stream: str, encoding: t.Any) -> BaseBatchFileEncoding:
+    """A BATCH message's ``encoding`` if it is one :class:`BatchAsRecordsTarget` reads, else a clear error."""
+    try:
+        parsed = BaseBatchFileEncoding.from_dict(encoding)
+    except TypeError:  # not a mapping, or keys the SDK does not know
+        parsed = None
+    if parsed is None or parsed.format != "jsonl" or parsed.compression not in (None, "gzip"):
+        raise BatchFileError(
+            f"BATCH message of stream '{stream}' has encoding {encoding!r}; this target reads "
+            "{'format': 'jsonl', 'compression': 'gzip'} (or no compression): set the tap's batch_config to it"
+        )
+    return parsed

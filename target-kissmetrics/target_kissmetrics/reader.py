@@ -44,24 +44,28 @@ class MessageReader(GenericSingerReader[bytes]):
         """One Singer message as a dict."""
         self.line_number += 1
         try:
-            message = _DECODER.decode(line)
-        except msgspec.DecodeError:
-            message = self._decode_the_sdk_way(line)
-        if not isinstance(message, dict):
-            raise InvalidInputError(f"input line {self.line_number} is not a JSON object: {self._shown(line)}")
-        return message
-
-    def _decode_the_sdk_way(self, line: bytes | str) -> t.Any:
-        try:
-            return deserialize_json(line)
-        except (ValueError, UnicodeDecodeError) as error:
+            message = decode_json(line)
+        except ValueError as error:
             raise InvalidInputError(
-                f"input line {self.line_number} is not valid JSON ({error}): {self._shown(line)}; "
+                f"input line {self.line_number} is not valid JSON ({error}): {shown(line)}; "
                 "check the tap's output (a Singer message per line)"
             ) from None
+        if not isinstance(message, dict):
+            raise InvalidInputError(f"input line {self.line_number} is not a JSON object: {shown(line)}")
+        return message
 
-    @staticmethod
-    def _shown(line: bytes | str) -> str:
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        text = text.strip()
-        return repr(text[:_SHOWN_CHARACTERS] + ("..." if len(text) > _SHOWN_CHARACTERS else ""))
+
+def decode_json(line: bytes | str) -> t.Any:
+    """One JSON document, read with msgspec, or the way singer-sdk reads it when msgspec refuses it (``NaN``, a lone
+    UTF-16 surrogate escape); ``ValueError`` when neither reads it. Used for input lines and BATCH file lines."""
+    try:
+        return _DECODER.decode(line)
+    except msgspec.DecodeError:
+        return deserialize_json(line)  # its errors (JSONDecodeError, UnicodeDecodeError) are ValueErrors
+
+
+def shown(line: bytes | str) -> str:
+    """The start of a line, quoted, for an error message."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    return repr(text[:_SHOWN_CHARACTERS] + ("..." if len(text) > _SHOWN_CHARACTERS else ""))

@@ -12,15 +12,17 @@ from functools import cached_property
 from pathlib import Path
 
 from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_kissmetrics.beacons import KINDS, encode_scalar
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.plugin import ConnectorTarget
 from target_kissmetrics.connector_common.redaction import SecretRedactor
-from target_kissmetrics.connector_common.sdk_compat import StateFlushingTarget
+from target_kissmetrics.connector_common.sdk_compat import BatchAsRecordsTarget, StateFlushingTarget
 from target_kissmetrics.delivery import BeaconSender
-from target_kissmetrics.reader import MessageReader
+from target_kissmetrics.reader import MessageReader, decode_json
 from target_kissmetrics.settings import DEFAULT_DEAD_LETTER_PATH, KissmetricsSettings
 from target_kissmetrics.sinks import KissmetricsSink
 
@@ -29,10 +31,13 @@ class TargetKissmetricsError(ConnectorError):
     """An error the run stops on with a one-line message (an invalid record with ``fail_on_invalid``)."""
 
 
-class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
+class TargetKissmetrics(ConnectorTarget, StateFlushingTarget, BatchAsRecordsTarget):
     """Singer target for the Kissmetrics tracking API."""
 
     name = "target-kissmetrics"
+    #: BATCH messages (singer-sdk's JSON Lines files, gzip or plain) are read record by record, each record the way
+    #: of a RECORD message: same stream maps, schema check, dead letters, delivery and STATE order.
+    capabilities = [*Target.capabilities, PluginCapabilities.BATCH]
     default_sink_class = KissmetricsSink
     message_reader_class = MessageReader
     #: A record without its key properties stops the run (singer-sdk's rule) with one line, not a traceback.
@@ -63,10 +68,11 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         ``load_method`` (append/upsert/overwrite) and ``add_record_metadata`` (``_sdc_`` columns, which beacons
         never send) belong to SQL targets. ``validate_records`` keeps its meaning (the SCHEMA check) and
         ``batch_size_rows`` the SDK's (how often it closes a batch and logs its batch timer); delivery and STATE do
-        not wait for a batch.
+        not wait for a batch. ``batch_config`` (where a tap writes BATCH files) is the tap's setting: a BATCH
+        message names its files in full.
         """
         super().append_builtin_config(config_jsonschema)
-        for name in ("load_method", "add_record_metadata"):
+        for name in ("load_method", "add_record_metadata", "batch_config"):
             config_jsonschema.get("properties", {}).pop(name, None)
 
     @cached_property
@@ -87,6 +93,11 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
             write_state()
         else:
             self.sender.when_delivered(write_state)
+
+    @override
+    def decode_batch_line(self, line: bytes) -> t.Any:
+        """A BATCH file's line, read as input lines are (msgspec, numbers with a fraction as Decimal)."""
+        return decode_json(line)
 
     # --- the run -------------------------------------------------------------------------
     @override

@@ -14,10 +14,14 @@ import logging
 import sys
 import typing as t
 from collections.abc import Callable
+from pathlib import Path
 
 import backoff
 import pytest
 from singer_sdk import Stream, Tap, typing as th
+from singer_sdk.contrib.batch_encoder_jsonl import JSONLinesBatcher
+from singer_sdk.helpers._batch import BatchConfig
+from singer_sdk.plugin_base import BaseSingerReader
 from singer_sdk.sinks import Sink
 from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
@@ -242,3 +246,32 @@ def test_record_checking_sink_hands_problems_to_process_record_instead_of_failin
     assert odd["at"] == "2026-11-18T15:30:00Z", "a rejected record is not parsed"
     assert bad_date_problems == ["Could not parse value 'not a date' for field 'at'."]
     assert _CheckingSink(_CheckingTarget(config={}), "x", schema, None).get_validator() is None
+
+
+class _BatchTarget(sdk_compat.BatchAsRecordsTarget):
+    name = "target-compat-batch-test"
+    config_jsonschema = th.PropertiesList().to_dict()
+    default_sink_class = _CheckingSink
+
+
+def test_batch_messages_reach_the_hook_and_their_records_take_the_record_path(tmp_path: Path) -> None:
+    source = inspect.getsource(BaseSingerReader.process_lines)
+    assert "SingerMessageType.BATCH: self._process_batch_message" in source, "BATCH is no longer dispatched there"
+    assert parameters(Target._process_batch_message) == parameters(Target._process_record_message)
+    assert parameters(Target._assert_line_requires) == ["self", "message_dict", "requires"]
+    # Files written by the SDK's own batch writer, read through the SDK's storage helpers.
+    config = BatchConfig.from_dict(
+        {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": tmp_path.as_uri()}}
+    )
+    records = [{"id": n, "at": "2026-11-18T15:30:00Z"} for n in range(4)]
+    (manifest,) = JSONLinesBatcher("tap-x", "s", config).get_batches(iter(records))
+    schema = {"properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}
+    messages = [
+        {"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]},
+        {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl", "compression": "gzip"}, "manifest": manifest},
+    ]
+    _CheckingSink.seen.clear()
+    _BatchTarget(config={}).process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
+    assert [record["id"] for record, _ in _CheckingSink.seen] == [0, 1, 2, 3]
+    assert [problems for _, problems in _CheckingSink.seen] == [[], ["no odd ids"], [], ["no odd ids"]]
+    assert isinstance(_CheckingSink.seen[0][0]["at"], datetime.datetime), "batch records are parsed as records are"
