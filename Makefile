@@ -5,23 +5,30 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PACKAGES := connector-common emulators tap-kaon-insights tap-kahuna-logs tap-duckdb target-kissmetrics
+# The Dagster code location: in .venv beside Meltano (it runs `meltano`), never in a plugin's environment.
+ORCHESTRATION := orchestration
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
+# Every meltano command of the Makefile, cron and Dagster: a private .meltano/run per run (scripts/isolated_meltano.py).
+MELTANO_RUN := $(PY) scripts/isolated_meltano.py
+KK_PG_PORT ?= 55432
+# Meltano's system database for sharded runs: the local server's kk_meltano (scripts/postgres.sh creates it).
+KK_MELTANO_DATABASE_URI ?= postgresql+psycopg://kk:kk-dev-password@127.0.0.1:$(KK_PG_PORT)/kk_meltano
 
-.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv run dagster-dev chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+$(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES) $(ORCHESTRATION),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) -r requirements-dev.txt $(foreach p,$(PACKAGES),-e ./$(p))
+	$(PIP_INSTALL) -r requirements-dev.txt $(foreach p,$(PACKAGES) $(ORCHESTRATION),-e ./$(p))
 	# The official Kissmetrics client pins urllib3<2; its query builder needs nothing, so it comes without deps.
 	$(PIP_INSTALL) --no-deps "py-KISSmetrics==1.1.0"
 	touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators and the dev tools
+venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators, the Dagster code location and the dev tools
 
 # Meltano installs each plugin into .meltano/ with uv (a dependency of meltano, in .venv/bin).
 # .meltano/ only works at the absolute path it was installed at: the stamp holds that path.
@@ -64,7 +71,10 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint meltano-install postgres snowflake-check-venv ## Lint, then run every test (installs what the tests need)
+chromium: ## Headless Chromium for the report's rendering test (installs Debian's package with apt-get when missing)
+	scripts/chromium.sh
+
+test: venv lint meltano-install postgres snowflake-check-venv chromium ## Lint, then run every test (installs what the tests need)
 	$(PY) -m pytest
 
 test-fast: venv snowflake-check-venv ## Tests without the Meltano and PostgreSQL end-to-end suites
@@ -73,9 +83,22 @@ test-fast: venv snowflake-check-venv ## Tests without the Meltano and PostgreSQL
 demo: venv meltano-install ## The main job: emulators -> taps -> DuckDB (twice, incremental) -> Kissmetrics
 	$(PY) scripts/demo.py
 
-BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop
+run: venv meltano-install ## Run one Meltano job safely beside others: make run JOB=kahuna-to-warehouse [ENV=prod]
+	@test -n "$(JOB)" || { echo "make run: name the job, e.g. make run JOB=kahuna-to-warehouse"; exit 2; }
+	$(MELTANO_RUN) --environment $(or $(ENV),dev) run $(JOB)
 
-bench: venv meltano-install ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
+# The dev environment's warehouse on the same server as the system database (KK_PG_PORT moves both).
+DEV_WAREHOUSE := TARGET_POSTGRES_PORT=$(KK_PG_PORT) TAP_POSTGRES_PORT=$(KK_PG_PORT) DBT_POSTGRES_PORT=$(KK_PG_PORT)
+
+dagster-dev: venv meltano-install postgres ## Dagster's UI and daemon on http://127.0.0.1:3000 (orchestration/README.md)
+	mkdir -p output/dagster
+	DAGSTER_HOME="$${DAGSTER_HOME:-$(CURDIR)/output/dagster}" \
+	MELTANO_DATABASE_URI="$${MELTANO_DATABASE_URI:-$(KK_MELTANO_DATABASE_URI)}" $(DEV_WAREHOUSE) \
+		$(VENV)/bin/dagster dev -m kk_orchestration.definitions -h 127.0.0.1 -p 3000
+
+BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop orchestration_shards
+
+bench: venv meltano-install postgres ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
 
 clean: ## Remove the venv, Meltano's install, outputs

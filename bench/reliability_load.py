@@ -76,8 +76,8 @@ def target_under_faults(records: int) -> str:
                         "api_key": "km-demo-key",
                         "tracking_url": emulator.url,
                         "max_concurrency": 64,
-                        "backoff_base": 0.05,
-                        "backoff_max": 1,
+                        "backoff_base_seconds": 0.05,
+                        "backoff_max_seconds": 1,
                         "max_retries": 12,
                         "dead_letter_path": str(Path(workdir) / "dead.jsonl"),
                     }

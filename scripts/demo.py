@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,8 +34,12 @@ from emulators.testing import EmulatorProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-DEMO_DIR = PROJECT_ROOT / "output" / "demo"
+# KK_DEMO_DIR moves it (the demo's test runs it in a temporary directory).
+DEMO_DIR = Path(os.environ.get("KK_DEMO_DIR") or PROJECT_ROOT / "output" / "demo").resolve()
+# The dev environment's emulator ports; each can move with its variable (0: any free port), e.g. for a second
+# checkout on the same machine. The demo points the plugins at the emulators it started, wherever they listen.
 DEV_PORTS = {"kaon": 8001, "kahuna": 8002, "kissmetrics": 8003}
+PORT_VARIABLES = {"kaon": "KK_KAON_PORT", "kahuna": "KK_KAHUNA_PORT", "kissmetrics": "KK_KISSMETRICS_PORT"}
 KAHUNA_DAYS = 3
 # Small on purpose: the demo shows the flow in well under three minutes.
 EMULATOR_DATA = {
@@ -69,6 +73,11 @@ class DemoError(RuntimeError):
     """A step failed: the message says which and what to do."""
 
 
+def shown(path: Path) -> str:
+    """A path as the demo prints it: relative to the checkout when inside it."""
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def say(text: str) -> None:
     """Print one line of the demo's story."""
     print(text, flush=True)
@@ -83,15 +92,29 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def start_emulators(stack: ExitStack) -> dict[str, EmulatorProcess]:
-    """Start the three emulators on the dev ports (meltano.yml's dev environment points there)."""
-    busy = [f"{service} ({port})" for service, port in DEV_PORTS.items() if not port_is_free(port)]
+def demo_ports(environ: Mapping[str, str]) -> dict[str, int]:
+    """Each emulator's port: its variable's value, else the dev port. One line naming the variable on a bad value."""
+    ports = {}
+    for service, variable in PORT_VARIABLES.items():
+        text = environ.get(variable, "").strip() or str(DEV_PORTS[service])
+        if not text.isdigit() or int(text) > 65535:
+            raise DemoError(f"{variable}={text!r} is not a port: set it to a number from 1 to 65535 (0: any free port)")
+        ports[service] = int(text)
+    return ports
+
+
+def start_emulators(stack: ExitStack, ports: Mapping[str, int]) -> dict[str, EmulatorProcess]:
+    """Start the three emulators on ``ports``; a port in use stops the demo before anything runs."""
+    busy = [service for service, port in ports.items() if port and not port_is_free(port)]
     if busy:
+        named = ", ".join(f"{ports[service]} ({service})" for service in busy)
+        variables = " / ".join(PORT_VARIABLES[service] for service in busy)
         raise DemoError(
-            f"ports in use on 127.0.0.1: {', '.join(busy)}; stop what listens there (an earlier demo?) and retry"
+            f"port in use on 127.0.0.1: {named}; stop what listens there (an earlier demo?) or set {variables}"
+            " to a free port (0: any free port)"
         )
     started = {}
-    for service, port in DEV_PORTS.items():
+    for service, port in ports.items():
         try:
             emulator = EmulatorProcess(service, "--port", str(port), *EMULATOR_DATA[service])
         except RuntimeError as error:
@@ -106,11 +129,24 @@ def start_emulators(stack: ExitStack) -> dict[str, EmulatorProcess]:
 # --- meltano --------------------------------------------------------------------------
 
 
+EMULATOR_URLS: dict[str, str] = {}  # the started emulators' base URLs, set by demo()
+
+
 def meltano_env() -> dict[str, str]:
-    """The dev environment, with the demo's own state, warehouse and Kahuna days."""
+    """The dev environment, with the demo's own state, warehouse, Kahuna days and emulator URLs."""
     today = datetime.now(timezone.utc).date()
+    urls = (
+        {
+            "TAP_KAON_INSIGHTS_API_URL": f"{EMULATOR_URLS['kaon']}/api",
+            "TAP_KAHUNA_LOGS_API_URL": f"{EMULATOR_URLS['kahuna']}/api/kahunalogs",
+            "TARGET_KISSMETRICS_TRACKING_URL": EMULATOR_URLS["kissmetrics"],
+        }
+        if EMULATOR_URLS
+        else {}
+    )
     return {
         **os.environ,
+        **urls,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MELTANO_ENVIRONMENT": "dev",
         "MELTANO_STATE_BACKEND_URI": (DEMO_DIR / "state").as_uri(),
@@ -126,10 +162,13 @@ def meltano_env() -> dict[str, str]:
 
 
 def meltano(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``meltano <args>`` in the project, keeping its log; raises naming the log file on failure."""
+    """Run ``meltano <args>`` in the project (through the launcher, as cron would), keeping its log.
+
+    Raises naming the log file on failure.
+    """
     log_path = DEMO_DIR / f"meltano-{'-'.join(args[:3]).replace(':', '_')}.log"
     result = subprocess.run(
-        [str(VENV_BIN / "meltano"), *args],
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "isolated_meltano.py"), *args],
         cwd=PROJECT_ROOT,
         env=meltano_env(),
         capture_output=True,
@@ -220,7 +259,7 @@ def warehouse_summary() -> None:
         tables = connection.execute(
             "select table_schema, table_name, table_type from information_schema.tables order by 1, 2"
         ).fetchall()
-        say(f"\nDuckDB warehouse {WAREHOUSE.relative_to(PROJECT_ROOT)} (raw: kaon, kahuna; dbt: staging, marts):")
+        say(f"\nDuckDB warehouse {shown(WAREHOUSE)} (raw: kaon, kahuna; dbt: staging, marts):")
         for schema, table, kind in tables:
             rows = connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]  # noqa: S608
             label = " (view)" if kind == "VIEW" else ""
@@ -295,10 +334,23 @@ def kissmetrics_summary(kissmetrics: EmulatorProcess, expected: dict[str, int]) 
     if dead_letters.exists():
         letters = [json.loads(line) for line in dead_letters.read_text().splitlines()]
         reasons = Counter(reason for letter in letters for reason in letter.get("reasons", []))
-        say(f"  dead letters         {len(letters)} invalid rows (in {dead_letters.relative_to(PROJECT_ROOT)}):")
+        say(f"  dead letters         {len(letters)} invalid rows (in {shown(dead_letters)}):")
         for reason, count in reasons.most_common(3):
             say(f"    {count:>5} x {reason}")
     return matches
+
+
+def write_report(kissmetrics: EmulatorProcess) -> None:
+    """``scripts/report.py``: the warehouse, the bookmarks and the beacons as one HTML page under output/demo/."""
+    stats = DEMO_DIR / "kissmetrics-stats.json"
+    stats.write_text(json.dumps(kissmetrics.control("stats")))
+    report = DEMO_DIR / "report.html"
+    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "report.py"), str(WAREHOUSE)]
+    command += ["--state-dir", str(DEMO_DIR / "state"), "--kissmetrics-stats", str(stats), "--out", str(report)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DemoError(f"the report was not written: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+    say(f"\nReport (tables, bookmarks, weekly charts, beacons): {shown(report)}")
 
 
 # --- the story ------------------------------------------------------------------------
@@ -317,7 +369,8 @@ def demo() -> bool:
     started = time.monotonic()
     with ExitStack() as stack, fresh_demo_dir():
         say("1. Emulators (real time: this week and today are still filling up)")
-        emulators = start_emulators(stack)
+        emulators = start_emulators(stack, demo_ports(os.environ))
+        EMULATOR_URLS.update({service: emulator.url for service, emulator in emulators.items()})
 
         say("\n2. Load into DuckDB, then dbt build (the load jobs of meltano.yml, dev environment)")
         first = run_job("kaon-to-warehouse") + run_job("kahuna-to-warehouse")
@@ -338,12 +391,13 @@ def demo() -> bool:
         expected = marts_summary()
         state_summary()
         matches = kissmetrics_summary(emulators["kissmetrics"], expected)
+        write_report(emulators["kissmetrics"])
         say(
             "\nThe other paths: the direct replays `meltano run kahuna-to-kissmetrics` and `kaon-clicks-to-kissmetrics`"
             " send the same beacons straight from the taps; PostgreSQL: `make postgres`, then the *-to-postgres jobs"
             " and `postgres-to-kissmetrics` (README)."
         )
-        say(f"\nDone in {time.monotonic() - started:.0f} s; logs under {DEMO_DIR.relative_to(PROJECT_ROOT)}/.")
+        say(f"\nDone in {time.monotonic() - started:.0f} s; logs under {shown(DEMO_DIR)}/.")
         return matches
 
 

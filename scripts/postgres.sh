@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and database.
-# Idempotent: returns at once when this checkout's server already answers there; a port held by anything else
-# (another checkout's cluster, another program) stops it with one line naming KK_PG_PORT. Installs PostgreSQL
-# with apt-get when no initdb is found (needs root, as `make test` on a fresh CI machine has).
+# A PostgreSQL server for the warehouse on 127.0.0.1:$KK_PG_PORT, with its user and two databases:
+# the warehouse and Meltano's shared system database (runs and state of sharded runs, orchestration/).
+# Idempotent: when this checkout's server already answers there it only makes sure the user and databases
+# exist; a port held by anything else (another checkout's cluster, another program) stops it with one line
+# naming KK_PG_PORT. Installs PostgreSQL with apt-get when no initdb is found (needs root, as `make test` on a
+# fresh CI machine has).
 set -euo pipefail
 
 PORT="${KK_PG_PORT:-55432}"
@@ -12,6 +14,7 @@ DATA_DIR="${KK_PG_DATA:-/tmp/kk-pgdata-$PORT-$(printf %s "$CHECKOUT" | cksum | c
 DB_USER="${KK_PG_USER:-kk}"
 DB_PASSWORD="${KK_PG_PASSWORD:-kk-dev-password}"
 DB_NAME="${KK_PG_DATABASE:-kk_warehouse}"
+SYSTEM_DB_NAME="${KK_PG_SYSTEM_DATABASE:-kk_meltano}"
 
 fail() { echo "postgres.sh: $*" >&2; exit 1; }
 
@@ -48,13 +51,28 @@ as_server_user() {
 
 sql() { as_server_user "$BIN/psql" -X -q -h "$DATA_DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
+ensure_user_and_databases() {
+    sql <<SQL
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$DB_USER', '$DB_PASSWORD')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$DB_NAME', '$DB_USER')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$SYSTEM_DB_NAME', '$DB_USER')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$SYSTEM_DB_NAME') \gexec
+SQL
+}
+
 ours_is_running() {  # postmaster.pid: line 1 the server's pid, line 4 its port
     [[ -f "$DATA_DIR/postmaster.pid" ]] && [[ "$(sed -n 4p "$DATA_DIR/postmaster.pid")" == "$PORT" ]] &&
         kill -0 "$(head -n 1 "$DATA_DIR/postmaster.pid")" 2>/dev/null
 }
 
 if answers; then
-    ours_is_running && exit 0
+    if ours_is_running; then
+        # A database added since the cluster was created (kk_meltano) is made now.
+        BIN="$(pg_bin_dir)" && ensure_user_and_databases
+        exit 0
+    fi
     fail "127.0.0.1:$PORT is in use by another server (not this checkout's cluster in $DATA_DIR): set KK_PG_PORT to a free port, e.g. KK_PG_PORT=$((PORT + 1)) make test"
 fi
 
@@ -78,10 +96,5 @@ as_server_user "$BIN/pg_ctl" -D "$DATA_DIR" -l "$DATA_DIR/server.log" -w -t 60 \
     -o "-p $PORT -k $DATA_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
     fail "the server did not start on 127.0.0.1:$PORT: see $DATA_DIR/server.log"
 
-sql <<SQL
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$DB_USER', '$DB_PASSWORD')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', '$DB_NAME', '$DB_USER')
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
-SQL
-echo "postgres.sh: PostgreSQL on 127.0.0.1:$PORT, database $DB_NAME, user $DB_USER (data in $DATA_DIR)" >&2
+ensure_user_and_databases
+echo "postgres.sh: PostgreSQL on 127.0.0.1:$PORT, databases $DB_NAME and $SYSTEM_DB_NAME, user $DB_USER (data in $DATA_DIR)" >&2

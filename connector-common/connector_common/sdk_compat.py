@@ -7,19 +7,25 @@ upgrade that changes one fails there, loudly, before any plugin misbehaves.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import sys
 import typing as t
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import click
 import requests
 from singer_sdk import Tap
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+from singer_sdk.singerlib.json import deserialize_json
+from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from typing_extensions import override
+
+from .errors import ConnectorError
 
 if t.TYPE_CHECKING:
     import sqlalchemy as sa
@@ -143,12 +149,15 @@ def quiet_backoff_logging(logger: logging.Logger) -> None:
 
 
 class StateFlushingTarget(Target):
-    """Target hooks on the SDK's private message handlers (``_process_record_message``, ``_process_state_message``).
+    """Target hooks on the SDK's private message handlers and state writer (``_process_record_message``,
+    ``_process_state_message``, ``_write_state_message``).
 
     - ``current_time_extracted``: the RECORD message's ``time_extracted``, which the SDK does not hand to sinks;
     - ``state_flush_interval_seconds``: on a STATE message that changes the state (``Target._latest_state``), drain
-      every sink (so the STATE is emitted after its records' beacons were delivered) once that long passed since
-      the last drain (``Target._max_record_age_in_minutes``).
+      every sink (after which the SDK writes the STATE) once that long passed since the last drain
+      (``Target._max_record_age_in_minutes``);
+    - :meth:`write_state_when_safe`: every STATE the SDK writes (it does after each drain of all sinks) goes through
+      it, so a target that delivers in the background can write the STATE later, once what came before it is safe.
     """
 
     current_time_extracted: t.Any = None
@@ -157,6 +166,10 @@ class StateFlushingTarget(Target):
     def state_flush_interval_seconds(self) -> float:
         """Seconds between state-triggered drains (a subclass reads it from its settings)."""
         return 0.0
+
+    def write_state_when_safe(self, write_state: Callable[[], None]) -> None:
+        """Call ``write_state`` when the STATE may be written (here: at once); a subclass may defer it."""
+        write_state()
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
@@ -170,3 +183,108 @@ class StateFlushingTarget(Target):
         interval = self.state_flush_interval_seconds
         if self._latest_state != previous and self._max_record_age_in_minutes * 60 >= interval:
             self.drain_all()
+
+    @override
+    def _write_state_message(self, state: dict) -> None:
+        self.write_state_when_safe(lambda: Target._write_state_message(self, state))
+
+
+class RecordCheckingSink(Sink):
+    """A sink hook on the SDK's private per-record step ``Sink._validate_and_parse``.
+
+    ``Target._process_record_message`` calls, per record: ``_validate_and_parse`` (schema validation, then date-time
+    strings parsed), ``preprocess_record``, ``_singer_validate_message`` (key properties present), ``process_record``.
+    The SDK ends the run with a traceback when a record breaks its schema or holds an unparsable date-time; here
+    each becomes a reason in :attr:`record_problems` (set for every record), which the sink's ``process_record``
+    reads, so such a record can be dead-lettered like any other invalid record. The SDK's own validator is off
+    (``get_validator`` returns None): :meth:`schema_problems` checks the schema instead.
+    """
+
+    record_problems: list[str]
+
+    def schema_problems(self, record: dict) -> list[str]:
+        """Why ``record`` breaks the stream's schema (subclasses check it), or ``[]``."""
+        return []
+
+    @override
+    def get_validator(self) -> None:
+        """None: the schema is checked by :meth:`schema_problems`, whose failures do not end the run."""
+        return None
+
+    @override
+    def _validate_and_parse(self, record: dict) -> dict:
+        self.record_problems = self.schema_problems(record) if self.validate_schema else []
+        if self.record_problems:
+            return record  # values of the wrong type are not parsed as dates
+        try:
+            return super()._validate_and_parse(record)
+        except (ValueError, TypeError) as unparsable:  # the SDK's "Could not parse value ... for field ..."
+            self.record_problems = [str(unparsable)]
+            return record
+
+
+class BatchFileError(ConnectorError):
+    """A BATCH message the target cannot read: an encoding it does not know, a missing file, a broken line."""
+
+
+class BatchAsRecordsTarget(Target):
+    """A target hook on the SDK's private ``Target._process_batch_message``: each record of a BATCH message's files
+    goes the way of a RECORD message (``Target._process_record_message``: stream maps, the schema check, the key
+    check, ``Sink.process_record``, the sink's fill level), read one line at a time.
+
+    The SDK would instead read each whole file into a list and hand it to ``Sink.process_batch`` with none of those
+    steps. Files are opened the way the SDK opens them (``helpers._batch.StorageTarget``: ``file://`` and whatever
+    other filesystem ``fsspec`` has installed); JSON Lines, plain or gzip, as singer-sdk's batch writer writes them.
+    """
+
+    def decode_batch_line(self, line: bytes) -> t.Any:
+        """One line of a BATCH file (a subclass may read it faster); ``ValueError`` when it is not JSON."""
+        return deserialize_json(line)
+
+    @override
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        stream = message_dict["stream"]
+        encoding = batch_encoding(stream, message_dict["encoding"])
+        for url in message_dict["manifest"]:
+            for record in self._batch_file_records(stream, encoding, url):
+                self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
+
+    def _batch_file_records(self, stream: str, encoding: BaseBatchFileEncoding, url: str) -> Iterator[dict]:
+        head, tail = StorageTarget.split_url(url)
+        where = f"BATCH file {url} of stream '{stream}'"
+        try:
+            with StorageTarget.from_url(head).open(tail, mode="rb") as raw:
+                if encoding.compression == "gzip":
+                    with gzip.open(raw) as unzipped:
+                        yield from self._records_of(unzipped, where)
+                else:
+                    yield from self._records_of(raw, where)
+        except (OSError, EOFError) as error:  # missing, unreadable, truncated or not gzip
+            raise BatchFileError(f"{where} cannot be read: {error}") from None
+
+    def _records_of(self, lines: Iterable[bytes], where: str) -> Iterator[dict]:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = self.decode_batch_line(line)
+            except ValueError as error:
+                raise BatchFileError(f"line {number} of {where} is not valid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise BatchFileError(f"line {number} of {where} is not a JSON object (a record)")
+            yield record
+
+
+def batch_encoding(stream: str, encoding: t.Any) -> BaseBatchFileEncoding:
+    """A BATCH message's ``encoding`` if it is one :class:`BatchAsRecordsTarget` reads, else a clear error."""
+    try:
+        parsed = BaseBatchFileEncoding.from_dict(encoding)
+    except TypeError:  # not a mapping, or keys the SDK does not know
+        parsed = None
+    if parsed is None or parsed.format != "jsonl" or parsed.compression not in (None, "gzip"):
+        raise BatchFileError(
+            f"BATCH message of stream '{stream}' has encoding {encoding!r}; this target reads "
+            "{'format': 'jsonl', 'compression': 'gzip'} (or no compression): set the tap's batch_config to it"
+        )
+    return parsed

@@ -1,7 +1,8 @@
 """The Kahuna Logs API base stream: auth, one request and its retries, the answers' errors.
 
-One category per request (``user_merge`` can never share one). A day's first page asks from 00:00 with
-``timestamp``; later pages send the ``cursor``. Reading whole days is ``days.py``'s job.
+One category per request (``user_merge`` can never share one). A cursor chain starts with a ``timestamp`` request
+from a minute of the day (00:00 at first); later pages send the ``cursor``. Reading whole days is ``day_reader.py``'s
+job.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing_extensions import override
 from tap_kahuna_logs.connector_common.retry import RetryingStream, RetryPolicy, describe_failure
 from tap_kahuna_logs.connector_common.sdk_compat import hide_sdk_sync_error_line
 from tap_kahuna_logs.payloads import KahunaAPIError, checked_page, error_fields, names_sent_cursor
+from tap_kahuna_logs.progress import DAY_START
 from tap_kahuna_logs.settings import KahunaSettings
 
 if t.TYPE_CHECKING:
@@ -27,7 +29,21 @@ if t.TYPE_CHECKING:
 
 
 class CursorExpiredError(Exception):
-    """The server no longer knows a cursor: the day must be read again from 00:00."""
+    """The server no longer knows a cursor: the day goes on with a new chain from the last minute held."""
+
+
+def request_timestamp(day: date, minute: str, timestamp_format: str) -> str:
+    """The ``timestamp`` of a request from ``minute`` (``HH:MM``, UTC) of ``day``, in ``timestamp_format``.
+
+    The seed's ``m/dd/yyyy h:mm`` calls ``h`` a 12-hour hour with no AM/PM, which cannot name 13:05; so a day's
+    start is ``00:00`` (the seed's own example) and a time inside the day is ``13:05`` (``24h``) or ``1:05 PM``
+    (``am_pm``).
+    """
+    date_text = day.strftime("%m/%d/%Y")
+    if minute == DAY_START or timestamp_format == "24h":
+        return f"{date_text} {minute}"
+    hour, minutes = int(minute[:2]), minute[3:]
+    return f"{date_text} {(hour - 1) % 12 + 1}:{minutes} {'AM' if hour < 12 else 'PM'}"
 
 
 class KahunaClient(RetryingStream):
@@ -98,16 +114,16 @@ class KahunaClient(RetryingStream):
     def prepare_request_payload(
         self, context: t.Mapping[str, t.Any] | None, next_page_token: t.Any
     ) -> dict[str, t.Any]:
-        """The day's first page asks from 00:00 with ``timestamp``; later pages send the ``cursor``."""
+        """A chain's first page asks from its minute with ``timestamp``; later pages send the ``cursor``."""
         assert context is not None
         payload: dict[str, t.Any] = {
-            "number_of_records": self.settings.page_size,
+            "number_of_records": context["number_of_records"],
             "categories_to_return": [context["category"]],
         }
         if next_page_token:
             payload["cursor"] = next_page_token
         else:
-            payload["timestamp"] = context["day"].strftime("%m/%d/%Y 00:00")
+            payload["timestamp"] = request_timestamp(context["day"], context["minute"], self.settings.timestamp_format)
         return payload
 
     @override
@@ -121,9 +137,9 @@ class KahunaClient(RetryingStream):
         yield from response.json()[self.category]
 
     # --- one page ------------------------------------------------------------------
-    def fetch_page(self, day: date, cursor: str | None) -> dict[str, t.Any]:
-        """One checked page of ``day`` (its first, or the one ``cursor`` points at), retried by the policy."""
-        context = {"day": day, "category": self.category}
+    def fetch_page(self, day: date, minute: str, number_of_records: int, cursor: str | None) -> dict[str, t.Any]:
+        """One checked page of ``day``: from ``minute`` (a chain's first) or where ``cursor`` points, retried."""
+        context = {"day": day, "minute": minute, "number_of_records": number_of_records, "category": self.category}
         http_request = self.get_http_request(page=PageContext(stream_context=context, next_page_token=cursor))
         prepared = self.build_prepared_request(
             method=http_request.method,

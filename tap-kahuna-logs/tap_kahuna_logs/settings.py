@@ -11,6 +11,8 @@ from tap_kahuna_logs.connector_common.urls import service_url_rule
 
 DEFAULT_API_URL = "https://tap-nexus.appspot.com/api/kahunalogs"
 CATEGORIES = ("inapp", "push", "email", "user_merge")
+#: How a time inside a day is written in a ``timestamp`` request (a day's start is always ``00:00``).
+TIMESTAMP_FORMATS = ("24h", "am_pm")
 
 
 def _at_least_one(categories: tuple[str, ...]) -> str | None:
@@ -37,7 +39,17 @@ class KahunaSettings(PluginSettings):
         rule=_at_least_one,
     )
     page_size: int = setting(
-        "Records per request (number_of_records), 1 to 1000.", default=1000, minimum=1, maximum=1000
+        "number_of_records of each request, 1 to 1000: the page size, or the cap of one cursor chain (both readings "
+        "of the API's documentation are handled).",
+        default=1000,
+        minimum=1,
+        maximum=1000,
+    )
+    timestamp_format: str = setting(
+        "How a time inside a day is written in timestamp requests: 24h (11/18/2026 13:05) or am_pm "
+        "(11/18/2026 1:05 PM). A day's start is always sent as 00:00. Neither form is confirmed against the real API.",
+        default="24h",
+        options=TIMESTAMP_FORMATS,
     )
     max_concurrency: int = setting(
         "Days read at once per stream (1 to 32); records still leave in day order.", default=4, minimum=1, maximum=32

@@ -11,14 +11,18 @@ from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
+from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_kissmetrics.beacons import KINDS, encode_scalar
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.plugin import ConnectorTarget
 from target_kissmetrics.connector_common.redaction import SecretRedactor
-from target_kissmetrics.connector_common.sdk_compat import StateFlushingTarget
+from target_kissmetrics.connector_common.sdk_compat import BatchAsRecordsTarget, StateFlushingTarget
 from target_kissmetrics.delivery import BeaconSender
+from target_kissmetrics.reader import MessageReader, decode_json
 from target_kissmetrics.settings import DEFAULT_DEAD_LETTER_PATH, KissmetricsSettings
 from target_kissmetrics.sinks import KissmetricsSink
 
@@ -27,11 +31,17 @@ class TargetKissmetricsError(ConnectorError):
     """An error the run stops on with a one-line message (an invalid record with ``fail_on_invalid``)."""
 
 
-class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
+class TargetKissmetrics(ConnectorTarget, StateFlushingTarget, BatchAsRecordsTarget):
     """Singer target for the Kissmetrics tracking API."""
 
     name = "target-kissmetrics"
+    #: BATCH messages (singer-sdk's JSON Lines files, gzip or plain) are read record by record, each record the way
+    #: of a RECORD message: same stream maps, schema check, dead letters, delivery and STATE order.
+    capabilities = [*Target.capabilities, PluginCapabilities.BATCH]
     default_sink_class = KissmetricsSink
+    message_reader_class = MessageReader
+    #: A record without its key properties stops the run (singer-sdk's rule) with one line, not a traceback.
+    reported_errors = (ConnectorError, MissingKeyPropertiesError)
     settings_class = KissmetricsSettings
     config_jsonschema = KissmetricsSettings.config_jsonschema()
 
@@ -40,7 +50,11 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         super().__init__(*args, **kwargs)
         self.redactor = SecretRedactor(self.settings.secret_values())
         self.max_parallelism = 1  # sinks share one bounded sender; parallel drains would only wait side by side
-        self.sender = None if self.settings.dry_run else BeaconSender(self.settings, self.redactor.redact, time.sleep)
+        self.sender = None
+        if not self.settings.dry_run:
+            delivery_logger = self.logger.getChild("delivery")
+            user_agent = f"{self.name}/{self.plugin_version}"
+            self.sender = BeaconSender(self.settings, self.redactor.redact, delivery_logger, user_agent)
         self.invalid_records: Counter[str] = Counter()
         self.dry_run_beacons: Counter[str] = Counter()
         self._dead_letter_lock = threading.Lock()
@@ -52,11 +66,13 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         """The SDK's built-in target settings, less those that mean nothing for beacons.
 
         ``load_method`` (append/upsert/overwrite) and ``add_record_metadata`` (``_sdc_`` columns, which beacons
-        never send) belong to SQL targets; ``batch_size_rows`` (how many records' beacons are delivered before
-        the next STATE can be emitted) and ``validate_records`` keep their meaning.
+        never send) belong to SQL targets. ``validate_records`` keeps its meaning (the SCHEMA check) and
+        ``batch_size_rows`` the SDK's (how often it closes a batch and logs its batch timer); delivery and STATE do
+        not wait for a batch. ``batch_config`` (where a tap writes BATCH files) is the tap's setting: a BATCH
+        message names its files in full.
         """
         super().append_builtin_config(config_jsonschema)
-        for name in ("load_method", "add_record_metadata"):
+        for name in ("load_method", "add_record_metadata", "batch_config"):
             config_jsonschema.get("properties", {}).pop(name, None)
 
     @cached_property
@@ -70,12 +86,27 @@ class TargetKissmetrics(ConnectorTarget, StateFlushingTarget):
         """``state_flush_seconds``."""
         return self.settings.state_flush_seconds
 
+    @override
+    def write_state_when_safe(self, write_state: t.Callable[[], None]) -> None:
+        """Write the STATE once every beacon of the records before it got a 200 (at once in a dry run)."""
+        if self.sender is None:
+            write_state()
+        else:
+            self.sender.when_delivered(write_state)
+
+    @override
+    def decode_batch_line(self, line: bytes) -> t.Any:
+        """A BATCH file's line, read as input lines are (msgspec, numbers with a fraction as Decimal)."""
+        return decode_json(line)
+
     # --- the run -------------------------------------------------------------------------
     @override
     def process_endofpipe(self) -> None:
-        """Drain every sink (emitting the last STATE), then log the run summary."""
+        """Drain every sink, wait for the last beacons (and so the last STATE), then log the run summary."""
         try:
             super().process_endofpipe()
+            if self.sender is not None:
+                self.sender.wait_until_all_delivered()
         finally:
             if self.sender is not None:
                 self.sender.close()

@@ -6,17 +6,24 @@ a look before the plugins are trusted again.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import io
 import json
 import logging
 import sys
+import typing as t
 from collections.abc import Callable
+from pathlib import Path
 
 import backoff
 import pytest
 import sqlalchemy as sa
 from singer_sdk import Stream, Tap, typing as th
+from singer_sdk.contrib.batch_encoder_jsonl import JSONLinesBatcher
+from singer_sdk.helpers._batch import BatchConfig
+from singer_sdk.plugin_base import BaseSingerReader
+from singer_sdk.sinks import Sink
 from singer_sdk.sql import SQLConnector
 from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
@@ -207,3 +214,86 @@ def test_the_test_option_finds_the_config_input_where_the_sdk_leaves_it() -> Non
     assert "parse_env_config=config.parse_env" in source
     config_input = sdk_compat.parse_environment_config.__module__  # the SDK still has its config helpers module
     assert config_input == "singer_sdk.configuration._dict_config"
+
+
+def test_record_steps_run_in_the_order_record_checking_sink_relies_on() -> None:
+    source = inspect.getsource(Target._process_record_message)
+    steps = [
+        "sink._validate_and_parse(",
+        "sink.preprocess_record(",
+        "sink._singer_validate_message(",
+        "sink.process_record(",
+    ]
+    positions = [source.index(step) for step in steps]
+    assert positions == sorted(positions), "the SDK's per-record steps changed order"
+    assert parameters(Sink._validate_and_parse) == ["self", "record"]
+    validate_and_parse = inspect.getsource(Sink._validate_and_parse)
+    assert "self._validator" in validate_and_parse
+    assert "self._parse_timestamps_in_record(" in validate_and_parse
+
+
+class _CheckingSink(sdk_compat.RecordCheckingSink):
+    seen: t.ClassVar[list[tuple[dict, list[str]]]] = []
+
+    def schema_problems(self, record: dict) -> list[str]:
+        return ["no odd ids"] if record["id"] % 2 else []
+
+    def process_record(self, record: dict, context: dict) -> None:
+        self.seen.append((dict(record), list(self.record_problems)))
+
+    def process_batch(self, context: dict) -> None:
+        pass
+
+
+class _CheckingTarget(Target):
+    name = "target-compat-test"
+    config_jsonschema = th.PropertiesList().to_dict()
+    default_sink_class = _CheckingSink
+
+
+def test_record_checking_sink_hands_problems_to_process_record_instead_of_failing() -> None:
+    schema = {"properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}
+    messages = [
+        {"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]},
+        {"type": "RECORD", "stream": "s", "record": {"id": 2, "at": "2026-11-18T15:30:00Z"}},
+        {"type": "RECORD", "stream": "s", "record": {"id": 3, "at": "2026-11-18T15:30:00Z"}},
+        {"type": "RECORD", "stream": "s", "record": {"id": 4, "at": "not a date"}},
+    ]
+    _CheckingSink.seen.clear()
+    _CheckingTarget(config={}).process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
+    (good, good_problems), (odd, odd_problems), (_, bad_date_problems) = _CheckingSink.seen
+    assert good_problems == []
+    assert isinstance(good["at"], datetime.datetime), "dates are still parsed by the SDK"
+    assert odd_problems == ["no odd ids"]
+    assert odd["at"] == "2026-11-18T15:30:00Z", "a rejected record is not parsed"
+    assert bad_date_problems == ["Could not parse value 'not a date' for field 'at'."]
+    assert _CheckingSink(_CheckingTarget(config={}), "x", schema, None).get_validator() is None
+
+
+class _BatchTarget(sdk_compat.BatchAsRecordsTarget):
+    name = "target-compat-batch-test"
+    config_jsonschema = th.PropertiesList().to_dict()
+    default_sink_class = _CheckingSink
+
+
+def test_batch_messages_reach_the_hook_and_their_records_take_the_record_path(tmp_path: Path) -> None:
+    source = inspect.getsource(BaseSingerReader.process_lines)
+    assert "SingerMessageType.BATCH: self._process_batch_message" in source, "BATCH is no longer dispatched there"
+    assert parameters(Target._process_batch_message) == parameters(Target._process_record_message)
+    assert parameters(Target._assert_line_requires) == ["self", "message_dict", "requires"]
+    # Files written by the SDK's own batch writer, read through the SDK's storage helpers.
+    config = BatchConfig.from_dict(
+        {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": tmp_path.as_uri()}}
+    )
+    records = [{"id": n, "at": "2026-11-18T15:30:00Z"} for n in range(4)]
+    (manifest,) = JSONLinesBatcher("tap-x", "s", config).get_batches(iter(records))
+    schema = {"properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}
+    messages = [
+        {"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]},
+        {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl", "compression": "gzip"}, "manifest": manifest},
+    ]
+    _CheckingSink.seen.clear()
+    _BatchTarget(config={}).process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
+    assert [record["id"] for record, _ in _CheckingSink.seen] == [0, 1, 2, 3]
+    assert [problems for _, problems in _CheckingSink.seen] == [[], ["no odd ids"], [], ["no odd ids"]]
+    assert isinstance(_CheckingSink.seen[0][0]["at"], datetime.datetime), "batch records are parsed as records are"

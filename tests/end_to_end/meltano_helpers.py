@@ -2,7 +2,8 @@
 
 Each test gets its own state directory, DuckDB file and dead-letter file through environment
 variables that Meltano maps onto settings (``TAP_KAHUNA_LOGS_API_URL`` -> ``api_url``), so the
-project's ``dev`` environment runs unchanged against the test's emulators.
+project's ``dev`` environment runs unchanged against the test's emulators. Every command goes
+through ``scripts/isolated_meltano.py``, as the Makefile, cron and Dagster run it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
+import pytest
 
 from emulators.kahuna_data import KahunaDataset
 
@@ -28,6 +32,8 @@ from scripts.demo import records_by_stream as record_counts  # noqa: F401 (re-ex
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
+LAUNCHER = str(PROJECT_ROOT / "scripts" / "isolated_meltano.py")
+FIXED_NOW = datetime.fromisoformat("2026-11-18T15:30:00+00:00")
 RUN_TIMEOUT_SECONDS = 300
 # The server `make postgres` starts (scripts/postgres.sh): meltano.yml's dev values, or the KK_PG_* variables.
 POSTGRES = {
@@ -62,10 +68,10 @@ class MeltanoProject:
         return self.workdir / "warehouse.duckdb"
 
     def sys_dir(self) -> Path:
-        """This test's own ``.meltano``: the installed plugins linked in, its own run files and database.
+        """This test's own ``.meltano``: the installed plugins linked in, its own database.
 
-        Meltano writes each tap's discovered catalog to ``.meltano/run/<plugin>/``: two runs of one tap
-        in one ``.meltano`` (parallel tests, another session) would read each other's half-written file.
+        The launcher gives each run a private system directory linking this one's entries, so the
+        run table (this directory's ``meltano.db``) is per test and no run writes here.
         """
         sys_dir = self.workdir / "meltano-sys"
         if not sys_dir.exists():
@@ -102,8 +108,8 @@ class MeltanoProject:
         }
 
     def command(self, *args: str) -> list[str]:
-        """A meltano command line."""
-        return [MELTANO, *args]
+        """A meltano command line, through the project's launcher (a private system directory per run)."""
+        return [sys.executable, LAUNCHER, *args]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``meltano <args>`` in the project; on failure the assertion shows the log's end."""
@@ -121,7 +127,8 @@ class MeltanoProject:
         return result
 
     def start(self, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
-        """Start ``meltano <args>`` in its own process group (so a test can kill the whole pipeline)."""
+        """Start ``meltano <args>`` in its own process group (so a test can kill the whole pipeline: launcher,
+        meltano, tap and target)."""
         with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
             return subprocess.Popen(
                 self.command(*args),
@@ -141,6 +148,27 @@ class MeltanoProject:
         """Rows of a query on this test's DuckDB warehouse."""
         with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
             return connection.execute(sql).fetchall()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> MeltanoProject:
+    """The project with this test's own state directory, DuckDB file and dead-letter file."""
+    if not (PROJECT_ROOT / ".meltano" / ".installed").exists():
+        pytest.fail("the Meltano plugins are not installed: run `make meltano-install` (make test does it)")
+    return MeltanoProject(tmp_path)
+
+
+@pytest.fixture
+def warehouse() -> Iterator[psycopg.Connection]:
+    """A connection to the PostgreSQL test warehouse, with the schemas the suite writes dropped first."""
+    try:
+        connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"no PostgreSQL on 127.0.0.1:{POSTGRES['port']} ({error}): run `make postgres` (make test does it)")
+    for schema in ("marts", "staging", "kissmetrics", "kahuna", "kaon"):
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    yield connection
+    connection.close()
 
 
 def postgres_settings() -> dict[str, str]:

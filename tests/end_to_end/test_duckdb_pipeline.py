@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -10,7 +12,7 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.end_to_end.meltano_helpers import MeltanoProject, as_date, record_counts
-from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS
+from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS, kahuna_emulator_dataset
 
 KAHUNA_DAYS = 5
 KAHUNA_LOGS_PER_DAY = 120
@@ -88,3 +90,40 @@ def test_kahuna_logs_land_exactly_then_today_is_upserted(
         keys = loaded_kahuna_keys(project, table)
         assert len(keys) == len(set(keys)), f"{table} holds duplicates after the second run"
         assert set(keys) == expected_kahuna_keys(later_dataset, category), table
+
+
+def test_kahuna_logs_land_exactly_when_the_api_caps_each_cursor_chain(
+    project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess]
+) -> None:
+    """The capped reading of number_of_records (chains of page_size records, paged by 100): every row once."""
+    shape = [
+        "--logs-per-day",
+        "900",
+        "--same-timestamp-run",
+        "120",
+        "--burst-minute",
+        "10:15",
+        "--burst-records",
+        "150",
+    ]
+    kahuna = start_emulator("kahuna", "--records-cap", "chain", "--chain-page-size", "100", *shape)
+    project.settings.update({**kahuna_settings(kahuna), "TAP_KAHUNA_LOGS_PAGE_SIZE": "300"})
+    dataset = kahuna_emulator_dataset(*shape)
+
+    project.run("run", "kahuna-to-warehouse")
+
+    for category, table in KAHUNA_STREAMS.items():
+        expected = expected_kahuna_keys(dataset, category)
+        (count,) = project.query(f"select count(*) from kahuna.{table}")[0]  # noqa: S608 (our table names)
+        assert count == len(expected) == sum(len(dataset.records(category, day)) for day in dataset.days), table
+        assert set(loaded_kahuna_keys(project, table)) == expected, table
+    starts = Counter(
+        (r["json"]["categories_to_return"][0], r["json"]["timestamp"].split()[0])
+        for r in kahuna.requests()
+        if "timestamp" in r["json"]
+    )
+    for category in KAHUNA_STREAMS:
+        for day in dataset.days:
+            # each chain stops at 300 records; the day goes on from the minute of its last, then one check for more
+            chains = math.ceil(len(dataset.records(category, day)) / 300) + 1
+            assert starts[category, f"{day:%m/%d/%Y}"] >= chains, (category, day)

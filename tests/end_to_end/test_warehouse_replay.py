@@ -14,8 +14,12 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from meltano_helpers import FIXED_NOW, MeltanoProject, expected_events, kill_process_group, wait_for
-from replay_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.kaon_data import KaonDataset
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import MeltanoProject, expected_events, kill_process_group, wait_for
+from tests.end_to_end.replay_helpers import (
     Marts,
     Query,
     assert_view_matches_marts,
@@ -25,10 +29,7 @@ from replay_helpers import (
     received_beacons,
     unix,
 )
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.kaon_data import KaonDataset
-from emulators.testing import EmulatorProcess
+from tests.support.datasets import FIXED_NOW
 
 KAHUNA_DAYS = 3
 KAHUNA_LOGS_PER_DAY = 80

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.datasets import (
     FIXED_NOW_TEXT,
@@ -117,9 +118,12 @@ def kahuna_config(emulator_url: str, *, days: int = KAHUNA_DAYS, **overrides: An
     }
 
 
-def expected_kahuna_keys(days: int = KAHUNA_DAYS, categories: tuple[str, ...] = tuple(KAHUNA_STREAMS)) -> dict:
-    """``{stream: {(log_date, log_position): raw record}}`` for everything the emulator serves in the last days."""
-    data = kahuna_dataset()
+def expected_kahuna_keys(
+    days: int = KAHUNA_DAYS, categories: tuple[str, ...] = tuple(KAHUNA_STREAMS), data: KahunaDataset | None = None
+) -> dict:
+    """``{stream: {(log_date, log_position): raw record}}`` for everything the emulator serves in the last days
+    (of ``data``, default the small data set)."""
+    data = data or kahuna_dataset()
     expected: dict[str, dict[tuple[str, int], dict]] = {}
     for category in categories:
         rows = expected.setdefault(KAHUNA_STREAMS[category], {})

@@ -31,6 +31,7 @@ from tests.reliability.reliability_helpers import (
     wait_until,
 )
 from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TARGET_KM, json_lines, run_plugin_killed, write_json
+from tests.support.datasets import kahuna_emulator_dataset
 
 SEEDS = (1, 2, 3)
 KILLS_PER_SEED = 3
@@ -44,27 +45,38 @@ def committed_part(messages: list[dict]) -> tuple[list[dict], dict | None]:
     return [m for m in committed if m.get("type") == "RECORD"], state
 
 
+#: Days of 3,801 records per category: a run of 300 equal timestamps and a burst of 600 records in 10:15.
+KAHUNA_HARD_DAYS = [
+    *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
+    *("--burst-minute", "10:15", "--burst-records", "600"),
+]
+
+
 @pytest.fixture(scope="module")
 def kahuna() -> Iterator[EmulatorProcess]:
-    """One Kahuna emulator for the module (read only)."""
-    emulator = start_kahuna()
+    """One Kahuna emulator with the hard days for the module (read only; each test picks the reading)."""
+    emulator = start_kahuna(*KAHUNA_HARD_DAYS)
     yield emulator
     emulator.stop()
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("records_cap", "seed"), [("page", 1), ("page", 2), ("chain", 3), ("chain", 4)])
 def test_kahuna_tap_killed_at_random_points_resumes_without_loss(
-    kahuna: EmulatorProcess, tmp_path: Path, seed: int
+    kahuna: EmulatorProcess, tmp_path: Path, records_cap: str, seed: int
 ) -> None:
+    """Under both readings of number_of_records (page size, or the cap of one chain paged by 250)."""
+    kahuna.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
     rng = random.Random(seed)
-    categories = ("inapp", "push")
-    expected = expected_kahuna_keys(days=3, categories=categories)
+    categories = ("inapp", "user_merge")
+    data = kahuna_emulator_dataset(*KAHUNA_HARD_DAYS)
+    expected = expected_kahuna_keys(days=3, categories=categories, data=data)
     total_records = sum(len(rows) for rows in expected.values())
-    # Small pages and one day at a time: many STATE messages, so kills land between and inside days.
-    config = kahuna_config(kahuna.url, days=3, categories=list(categories), page_size=20, max_concurrency=1)
+    # A STATE every 1,000 records and at each day's end: kills land between and inside days (and minutes).
+    config = kahuna_config(kahuna.url, days=3, categories=list(categories), page_size=700, max_concurrency=2)
     warehouse: dict[str, dict[tuple, dict]] = {}
     state: dict | None = None
     kills = 0
+    resumed_inside_a_day = False
     for attempt in range(KILLS_PER_SEED + 1):
         kill_after = rng.randint(2, total_records) if attempt < KILLS_PER_SEED else 10**9
         run = run_plugin_killed(
@@ -78,7 +90,12 @@ def test_kahuna_tap_killed_at_random_points_resumes_without_loss(
             records, committed_state = run.record_messages, run.last_state
         upsert(warehouse, records, ("log_date", "log_position"))
         state = committed_state or state
+        bookmarks = (state or {}).get("bookmarks", {}).values()
+        resumed_inside_a_day |= any(
+            0 < b.get("minute_records_emitted", 0) < b["day_records_emitted"] for b in bookmarks
+        )
     assert kills >= 1, "no run was killed: the kill points are too late for this data"
+    assert resumed_inside_a_day, "some run resumed from a bookmark inside a day"
     for stream, rows in expected.items():
         assert set(warehouse.get(stream, {})) == set(rows), f"{stream}: {set(rows) ^ set(warehouse.get(stream, {}))}"
         for key, record in warehouse[stream].items():

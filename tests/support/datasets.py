@@ -46,3 +46,13 @@ def kahuna_dataset(now: datetime = FIXED_NOW, env: str = "p", **overrides: Any) 
     from emulators.kahuna_data import KahunaDataset
 
     return KahunaDataset(seed=42, now=now, env=env, **{**KAHUNA_SMALL, **overrides})
+
+
+def kahuna_emulator_dataset(*args: str, now: datetime = FIXED_NOW, env: str = "p") -> KahunaDataset:
+    """The data a Kahuna emulator started with the small data set and ``args`` (its data knobs, later args win)
+    serves at ``now``: built from the emulator's own parsed options, so the test and the server agree."""
+    from emulators.__main__ import build_parser
+    from emulators.kahuna_data import dataset_from_options
+
+    options = build_parser().parse_args(["kahuna", *SMALL_DATA["kahuna"], *args])
+    return dataset_from_options(options, now, env)

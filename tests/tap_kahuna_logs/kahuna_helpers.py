@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import TAP_KAHUNA as TAP
 from tests.support.datasets import (
@@ -15,6 +16,7 @@ from tests.support.datasets import (
     KAHUNA_STREAMS as STREAMS,
     SMALL_DATA,
     kahuna_dataset,
+    kahuna_emulator_dataset,
 )
 
 __all__ = ["API_KEY", "CATEGORIES", "NOW", "SECRET_KEY", "STREAMS", "TAP"]
@@ -28,6 +30,11 @@ def start_kahuna(*args: str) -> EmulatorProcess:
 def dataset(now: str = NOW, env: str = "p") -> Any:
     """The emulator's deterministic data for ``now``."""
     return kahuna_dataset(datetime.fromisoformat(now), env=env)
+
+
+def emulator_dataset(*args: str, now: str = NOW, env: str = "p") -> KahunaDataset:
+    """The data an emulator started with ``start_kahuna(*args)`` serves at ``now`` (its data knobs included)."""
+    return kahuna_emulator_dataset(*args, now=datetime.fromisoformat(now), env=env)
 
 
 def first_day() -> date:
@@ -64,3 +71,44 @@ def expected_rows(category: str, now: str = NOW, days: list[date] | None = None)
 def keys(records: list[dict]) -> list[tuple[str, int]]:
     """The primary key of each record, in output order."""
     return [(record["log_date"], record["log_position"]) for record in records]
+
+
+def minute_of(raw: dict[str, Any]) -> str:
+    """A raw record's ``HH:MM``."""
+    return raw["timestamp"][11:16]
+
+
+def iso(raw_timestamp: str) -> str:
+    """The record form of a raw Kahuna timestamp (``2026-11-18 15:29:59.123456`` -> ISO with ``+00:00``)."""
+    return raw_timestamp.replace(" ", "T") + "+00:00"
+
+
+def data_keys(
+    data: KahunaDataset, category: str, days: list[date] | None = None, skip: dict[date, int] | None = None
+) -> list[tuple[str, int]]:
+    """Every (log_date, log_position) of ``category`` in ``data`` on ``days`` (default all), in order, less each
+    day's first ``skip[day]``."""
+    skipped = skip or {}
+    return [
+        (day.isoformat(), position)
+        for day in days or data.days
+        for position in range(len(data.records(category, day)))
+        if position >= skipped.get(day, 0)
+    ]
+
+
+def bookmark_after(data: KahunaDataset, category: str, day: date, emitted: int) -> dict[str, Any]:
+    """The documented bookmark after the first ``emitted`` records (or all) of ``category``'s ``day`` in ``data``."""
+    records = data.records(category, day)[:emitted]
+    last = records[-1]
+    return {
+        "day": day.isoformat(),
+        "day_records_emitted": len(records),
+        "last_timestamp": iso(last["timestamp"]),
+        "minute_records_emitted": sum(1 for raw in records if raw["timestamp"][:16] == last["timestamp"][:16]),
+    }
+
+
+def assert_bookmark(bookmark: dict[str, Any], expected: dict[str, Any]) -> None:
+    """``bookmark`` holds ``expected``'s fields with their values (the SDK adds its own next to them)."""
+    assert {name: bookmark.get(name) for name in expected} == expected

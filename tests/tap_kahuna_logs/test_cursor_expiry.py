@@ -1,4 +1,4 @@
-"""Expired cursors restart the day from 00:00: no record lost, none repeated.
+"""An expired cursor ends its chain: the day goes on from the minute of the last record held; nothing lost or repeated.
 
 The emulator counts uses per cursor (``expire_after_uses``), rolls a seeded die per use (``expire_rate``)
 can expire every outstanding cursor at once (``expire_all``) and expires the k-th cursor request
@@ -44,7 +44,7 @@ def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Call
 
 
 @pytest.mark.parametrize("expiring_request", [1, 2, 3], ids=["first-cursor", "second-cursor", "third-cursor"])
-def test_cursor_expiring_at_a_given_page_restarts_the_day(
+def test_cursor_expiring_at_a_given_page_continues_from_the_last_minute_held(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], expiring_request: int
 ) -> None:
     day = dataset().days[1]
@@ -61,9 +61,12 @@ def test_cursor_expiring_at_a_given_page_restarts_the_day(
     run = run_tap(config)
     requests = clean_emulator.requests()
     assert expired_cursor_answers(requests) == [expiring_request]
-    assert requests[expiring_request + 1]["json"].get("timestamp") == day.strftime("%m/%d/%Y 00:00")
+    # pages 0 .. expiring_request - 1 arrived (5 records each): the next chain asks from the last one's minute
+    last_held = dataset().records("user_merge", day)[5 * expiring_request - 1]
+    continued = requests[expiring_request + 1]["json"]
+    assert continued.get("timestamp") == day.strftime("%m/%d/%Y ") + last_held["timestamp"][11:16]
     assert_exact(run, ("user_merge",), days=[day])
-    assert "restarting the day from 00:00" in run.stderr
+    assert f"continuing from {last_held['timestamp'][11:16]}" in run.stderr
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -73,8 +76,16 @@ def test_cursors_expiring_at_random_lose_and_repeat_nothing(
     clean_emulator.control("kahuna/cursors", {"expire_rate": 0.2, "seed": seed})
     run = run_tap(base_config(clean_emulator, page_size=30, max_concurrency=1))
     assert_exact(run)
-    assert len(expired_cursor_answers(clean_emulator.requests())) >= 2
-    assert "restarting the day from 00:00" in run.stderr
+    requests = clean_emulator.requests()
+    assert len(expired_cursor_answers(requests)) >= 2
+    assert "Cursor expired while reading" in run.stderr
+    for expired in expired_cursor_answers(requests):
+        chain_start = next(r["json"] for r in reversed(requests[:expired]) if "timestamp" in r["json"])
+        following = requests[expired + 1]["json"]
+        # one day at a time: the next request continues the same day, from a minute past its start
+        assert following["timestamp"].split()[0] == chain_start["timestamp"].split()[0]
+        assert following["categories_to_return"] == chain_start["categories_to_return"]
+        assert not following["timestamp"].endswith(" 00:00"), following
 
 
 def test_every_cursor_expired_stops_with_one_clear_line(

@@ -82,7 +82,7 @@ def test_a_cursor_expiring_in_a_spilled_day_loses_and_repeats_nothing(
     big_days: EmulatorProcess, tmp_path: Path
 ) -> None:
     big_days.reset()
-    # the fourth cursor request of the run finds its cursor expired: a day restarts from 00:00 past the buffer
+    # the fourth cursor request of the run finds its cursor expired: the day goes on from its last minute (spilled)
     big_days.control("kahuna/cursors", {"expire_at_uses": [4]})
     run = run_plugin(
         TAP, {**config(big_days, day_buffer_mb=1), "categories": ["inapp"], "max_concurrency": 1}, tmp_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,7 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     STREAMS,
     TAP,
     base_config,
+    dataset,
     expected_rows,
     keys,
 )
@@ -149,11 +151,28 @@ def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: t
         assert len(body["categories_to_return"]) == 1
         assert body["number_of_records"] == 17
         assert ("cursor" in body) != ("timestamp" in body)
-        if "timestamp" in body:
-            month, day, rest = body["timestamp"].split("/")
-            assert (len(month), len(day), rest[4:]) == (2, 2, " 00:00")
     categories = {request["json"]["categories_to_return"][0] for request in requests}
     assert categories == set(CATEGORIES)
+
+
+def test_each_day_is_asked_from_midnight_then_once_more_from_its_last_minute(full_run: tuple[list[dict]]) -> None:
+    """Under the page-size reading (the emulator's default) the check for more costs one request per day."""
+    _, requests = full_run
+    for category in CATEGORIES:
+        asked = [r["json"] for r in requests if r["json"]["categories_to_return"] == [category]]
+        starts: dict[str, list[str]] = {}
+        for body in asked:
+            if "timestamp" in body:
+                day_text, minute = body["timestamp"].split()
+                starts.setdefault(day_text, []).append(minute)
+        expected_requests = 0
+        for day in dataset().days:
+            records = dataset().records(category, day)
+            last_minute = records[-1]["timestamp"][11:16]
+            last_minute_records = sum(1 for r in records if r["timestamp"][11:16] == last_minute)
+            assert starts[day.strftime("%m/%d/%Y")] == ["00:00", last_minute], (category, day)
+            expected_requests += math.ceil(len(records) / 17) + math.ceil(last_minute_records / 17)
+        assert len(asked) == expected_requests, category
 
 
 def test_user_merge_is_never_combined(full_run: tuple[list[dict]]) -> None:
@@ -168,10 +187,13 @@ def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[lis
     bookmarks = run.final_state["bookmarks"]
     for category in CATEGORIES:
         rows = expected_rows(category)
-        last_day = rows[-1][0]
-        assert bookmarks[STREAMS[category]]["day"] == last_day
-        assert bookmarks[STREAMS[category]]["day_records_emitted"] == sum(1 for row in rows if row[0] == last_day)
-        assert bookmarks[STREAMS[category]]["replication_key_value"] == iso(rows[-1][2]["timestamp"])
+        last_day, last_timestamp = rows[-1][0], rows[-1][2]["timestamp"]
+        bookmark = bookmarks[STREAMS[category]]
+        assert bookmark["day"] == last_day
+        assert bookmark["day_records_emitted"] == sum(1 for row in rows if row[0] == last_day)
+        assert bookmark["last_timestamp"] == bookmark["replication_key_value"] == iso(last_timestamp)
+        of_last_minute = [row for row in rows if row[2]["timestamp"][:16] == last_timestamp[:16]]
+        assert bookmark["minute_records_emitted"] == len(of_last_minute)
     text = str(run.states)
     assert SECRET_KEY not in text
     assert API_KEY not in text

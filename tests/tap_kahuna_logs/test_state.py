@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun
@@ -11,7 +12,7 @@ from tests.tap_kahuna_logs.kahuna_helpers import NOW, STREAMS, base_config, data
 TODAY = "2026-11-18"
 
 
-def test_second_run_with_state_emits_nothing_new_and_reads_only_the_bookmark_day(
+def test_second_run_with_state_emits_nothing_new_and_asks_only_from_each_bookmarks_minute(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     first = run_tap(base_config(clean_emulator))
@@ -20,11 +21,18 @@ def test_second_run_with_state_emits_nothing_new_and_reads_only_the_bookmark_day
     second = run_tap(base_config(clean_emulator), state=first.final_state)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.records == {}
-    for stream in STREAMS.values():
+    for category, stream in STREAMS.items():
         before, after = first.final_state["bookmarks"][stream], second.final_state["bookmarks"][stream]
-        assert (after["day"], after["day_records_emitted"]) == (before["day"], before["day_records_emitted"])
-    first_requests = {r["json"].get("timestamp") for r in clean_emulator.requests()} - {None}
-    assert first_requests == {"11/18/2026 00:00"}
+        assert after == before
+        asked = [r["json"] for r in clean_emulator.requests() if r["json"]["categories_to_return"] == [category]]
+        # one request from the bookmark's minute of today: it sends that minute's emitted records again, nothing new
+        assert asked == [
+            {
+                "timestamp": "11/18/2026 " + before["last_timestamp"][11:16],
+                "number_of_records": 17,
+                "categories_to_return": [category],
+            }
+        ]
 
 
 def test_clock_advance_within_today_emits_only_todays_new_records(
@@ -68,15 +76,24 @@ def test_clock_past_midnight_finishes_yesterday_then_reads_the_new_day(
     assert sum(len(second.records.get(s, [])) for s in STREAMS.values()) > 0
 
 
-def test_mid_day_bookmark_resumes_at_the_next_record(
+def test_a_0_1_bookmark_without_last_timestamp_resumes_at_the_next_record(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
 ) -> None:
     day = dataset().days[1].isoformat()
-    state = {"bookmarks": {"inapp_logs": {"day": day, "day_records_emitted": 7}}}
+    state = {"bookmarks": {"inapp_logs": {"day": day, "day_records_emitted": 7}}}  # as 0.1.x wrote it
     run = run_tap(base_config(clean_emulator, categories=["inapp"]), state=state)
     assert run.returncode == 0, run.stderr[-3000:]
     expected = [(d, p) for d, p, _ in expected_rows("inapp") if d > day or (d == day and p >= 7)]
     assert keys(run.records["inapp_logs"]) == expected
+    # the old bookmark's day is read again from 00:00 (its records skipped by position); later days as usual
+    timestamps = [r["json"]["timestamp"] for r in clean_emulator.requests() if "timestamp" in r["json"]]
+    asked_days = [datetime.strptime(text.split()[0], "%m/%d/%Y").date().isoformat() for text in timestamps]
+    assert min(asked_days) == day
+    assert timestamps[asked_days.index(day)].endswith(" 00:00")
+    end_of_the_day = [s["bookmarks"]["inapp_logs"] for s in run.states if s["bookmarks"]["inapp_logs"]["day"] == day]
+    day_records = dataset().records("inapp", dataset().days[1])
+    assert end_of_the_day[-1]["day_records_emitted"] == len(day_records)
+    assert end_of_the_day[-1]["last_timestamp"][:26] == day_records[-1]["timestamp"].replace(" ", "T")
 
 
 def test_killed_run_resumes_from_its_last_state_without_loss(

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from transform_helpers import RawWarehouse
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.kaon_data import KaonDataset
 from emulators.testing import EmulatorProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "end_to_end"))
-from meltano_helpers import FIXED_NOW, PROJECT_ROOT, MeltanoProject
+from tests.end_to_end.meltano_helpers import PROJECT_ROOT, MeltanoProject
+from tests.support.datasets import FIXED_NOW
+from tests.transform.transform_helpers import RawWarehouse
 
 KAHUNA_DAYS = 3
 KAHUNA_LOGS_PER_DAY = 60

@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from transform_helpers import (
+
+from tests.transform.transform_helpers import (
     DbtRun,
     RawWarehouse,
     expected_aliases,

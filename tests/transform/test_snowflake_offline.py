@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from transform_helpers import PROJECT_ROOT, TRANSFORM, project_arguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "end_to_end"))
-from meltano_helpers import MeltanoProject
+from tests.end_to_end.meltano_helpers import MeltanoProject
+from tests.transform.transform_helpers import PROJECT_ROOT, TRANSFORM, project_arguments
 
 CHECK_PYTHON = PROJECT_ROOT / ".venv-snowflake-check" / "bin" / "python"
 REQUIREMENTS = Path(__file__).with_name("requirements-snowflake-check.txt")

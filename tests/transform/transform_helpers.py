@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,8 +19,7 @@ from emulators.kahuna_data import KahunaDataset
 from emulators.kaon_data import KaonDataset
 
 # The clickstream rows the Kaon tap emits: its own tests' expectation.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
-from kaon_tap_helpers import expected_clicks
+from tests.tap_kaon_insights.kaon_tap_helpers import expected_clicks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRANSFORM = PROJECT_ROOT / "transform"

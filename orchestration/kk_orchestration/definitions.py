@@ -1,0 +1,46 @@
+"""The code location: ``dagster dev -m kk_orchestration.definitions`` (see orchestration/README.md)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from kk_orchestration.assets import KISSMETRICS_VIEWS, build_sharded_asset, kissmetrics_views
+from kk_orchestration.jobs import LOAD_SHARDS_JOB, REPLAY_SHARDS_JOB, build_meltano_job, build_shard_jobs
+from kk_orchestration.partitions import sharded_assets
+from kk_orchestration.project import meltano_yml, partition_settings
+from kk_orchestration.schedules import build_schedules
+from kk_orchestration.sensors import build_replay_after_loads_sensor, kaon_partitions_from_settings
+from kk_orchestration.shards import MeltanoProject
+
+# Meltano jobs the shards replace (the PostgreSQL loads and the warehouse replay); the others run whole.
+SHARDED_MELTANO_JOBS = frozenset({"kahuna-to-postgres", "kaon-to-postgres", "warehouse-to-kissmetrics"})
+
+
+def build_definitions() -> dg.Definitions:
+    """Assets, jobs, schedules and sensors of the Meltano project, from its settings and meltano.yml."""
+    project = meltano_yml()
+    settings = partition_settings()
+    sharded = sharded_assets(settings)
+    assets = [
+        build_sharded_asset(asset, deps=[KISSMETRICS_VIEWS] if name == "kissmetrics_replay" else [])
+        for name, asset in sharded.items()
+    ]
+    shard_jobs = build_shard_jobs(sharded)
+    whole_jobs = [
+        build_meltano_job(job["name"]) for job in project.get("jobs") or [] if job["name"] not in SHARDED_MELTANO_JOBS
+    ]
+    jobs = {job.name: job for job in [*shard_jobs, *whole_jobs]}
+    replay_keys = list(sharded["kissmetrics_replay"].partitions_def.get_partition_keys())
+    return dg.Definitions(
+        assets=[*assets, kissmetrics_views],
+        jobs=list(jobs.values()),
+        schedules=build_schedules(project, jobs, sharded, settings),
+        sensors=[
+            kaon_partitions_from_settings,
+            build_replay_after_loads_sensor(jobs[LOAD_SHARDS_JOB], jobs[REPLAY_SHARDS_JOB], replay_keys),
+        ],
+        resources={"meltano": MeltanoProject(system_database_uri=dg.EnvVar("MELTANO_DATABASE_URI"))},
+    )
+
+
+defs = build_definitions()

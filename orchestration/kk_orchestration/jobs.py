@@ -1,0 +1,176 @@
+"""Jobs: many shards in one run (one step per shard, run side by side by the multi-process executor),
+and the project's unsharded Meltano jobs (DuckDB's single writer, the direct Kissmetrics replays).
+
+A shards run lists partitions per asset::
+
+    ops:
+      plan_shards:
+        config:
+          partitions:
+            kahuna_logs: ["inapp|2026-11-16", "push|2026-11-16"]
+            kaon_clickstreams: ["EXT-0001"]
+          periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
+    execution:
+      config:
+        max_concurrent: 4
+
+Each step reports its asset partition as materialized, exactly as materializing the partition itself
+would; a failed step fails alone, and "Re-execute from failure" runs only the failed shards again.
+"""
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from kk_orchestration.assets import KISSMETRICS_VIEWS, SHARD_POOL, apply_views
+from kk_orchestration.partitions import ShardedAsset
+from kk_orchestration.shards import MeltanoProject
+
+CODE_LOCATION_MODULE = "kk_orchestration.definitions"
+LOAD_SHARDS_JOB = "load_shards"
+REPLAY_SHARDS_JOB = "kissmetrics_replay_shards"
+DEFAULT_MAX_CONCURRENT_SHARDS = 4
+_MAPPING_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+class ShardsConfig(dg.Config):
+    """Which partitions a shards run materializes, and how many consecutive periods one shard may read."""
+
+    partitions: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per sharded asset name, the partition keys to materialize."
+    )
+    periods_per_shard: int = Field(
+        default=1,
+        ge=1,
+        description="Backfills: consecutive days (kahuna_logs, per category) or weeks (kaon_weekly_tables) one shard"
+        " reads. 1: a shard per partition (finest retries); more: fewer Meltano start-ups.",
+    )
+
+
+def max_concurrent_shards() -> int:
+    """Shards one run runs at once: ``KK_MAX_CONCURRENT_SHARDS`` (default 4)."""
+    text = os.environ.get("KK_MAX_CONCURRENT_SHARDS", str(DEFAULT_MAX_CONCURRENT_SHARDS))
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_CONCURRENT_SHARDS
+
+
+def shards_run_config(
+    partitions: Mapping[str, Sequence[str]], max_concurrent: int | None = None, periods_per_shard: int = 1
+) -> dict[str, Any]:
+    """The run config of a shards run: its partitions, how many one shard reads, how many shards run at once."""
+    plan: dict[str, Any] = {"partitions": {name: list(keys) for name, keys in partitions.items()}}
+    if periods_per_shard > 1:
+        plan["periods_per_shard"] = periods_per_shard
+    return {
+        "ops": {"plan_shards": {"config": plan}},
+        "execution": {
+            "config": {
+                "max_concurrent": max_concurrent or max_concurrent_shards(),
+                # Steps fork from a process that imported the code location once: no per-shard import.
+                "start_method": {"forkserver": {"preload_modules": [CODE_LOCATION_MODULE]}},
+            }
+        },
+    }
+
+
+def mapping_key(asset_name: str, partition_key: str, partitions: int = 1) -> str:
+    """A step's mapping key: readable, unique per (asset, first partition, span), only characters Dagster allows."""
+    label = f"{asset_name}__{partition_key}" + (f"__{partitions}" if partitions > 1 else "")
+    digest = hashlib.sha256(f"{asset_name}\0{partition_key}\0{partitions}".encode()).hexdigest()[:8]
+    return f"{_MAPPING_KEY_UNSAFE.sub('_', label)[:80]}_{digest}"
+
+
+def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefinition]:
+    """The load shards job (every sharded asset but the replay) and the replay job (views, then shards)."""
+
+    @dg.op(
+        out=dg.DynamicOut(),
+        ins={"after": dg.In(dg.Nothing)},
+        description="One output per (asset, partition) of the run config; unknown names or keys stop the run.",
+    )
+    def plan_shards(context: dg.OpExecutionContext, config: ShardsConfig) -> Iterator[dg.DynamicOutput[Any]]:
+        for name, keys in config.partitions.items():
+            asset = sharded.get(name)
+            if asset is None:
+                raise dg.Failure(f"plan_shards: no sharded asset {name!r}; choose from {sorted(sharded)}")
+            register_dynamic_partitions(context, asset, keys)
+            with dg.partition_loading_context(dynamic_partitions_store=context.instance):
+                unknown = [key for key in keys if not asset.partitions_def.has_partition_key(key)]
+            if unknown:
+                raise dg.Failure(f"plan_shards: {name} has no partition {unknown}")
+            for span in asset.spans(keys, config.periods_per_shard):
+                yield dg.DynamicOutput((name, span), mapping_key=mapping_key(name, span[0], len(span)))
+
+    @dg.op(pool=SHARD_POOL, description="One shard: meltano run --state-id-suffix <partition> of its partitions.")
+    def load_shard(context: dg.OpExecutionContext, target: tuple[str, list[str]], meltano: MeltanoProject) -> None:
+        name, keys = target
+        asset = sharded[name]
+        metadata = meltano.run_shard(context, asset.shard_of(keys))
+        for key in keys:
+            context.log_event(dg.AssetMaterialization(asset_key=asset.key, partition=key, metadata=metadata))
+
+    @dg.op(description="Create or replace the views the replay reads, once before its shards.")
+    def apply_kissmetrics_views(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
+        apply_views(context, meltano)
+        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_VIEWS))
+
+    replay_keys = sharded["kissmetrics_replay"].partitions_def.get_partition_keys()
+
+    @dg.job(
+        name=LOAD_SHARDS_JOB,
+        description="Materialize many partitions of the load assets in one run, one shard per step.",
+        executor_def=dg.multiprocess_executor,
+        config=shards_run_config({}),
+    )
+    def load_shards() -> None:
+        plan_shards().map(load_shard)
+
+    @dg.job(
+        name=REPLAY_SHARDS_JOB,
+        description="Apply the Kissmetrics views, then replay every shard of the people side by side.",
+        executor_def=dg.multiprocess_executor,
+        config=shards_run_config({"kissmetrics_replay": replay_keys}),
+    )
+    def kissmetrics_replay_shards() -> None:
+        plan_shards(after=apply_kissmetrics_views()).map(load_shard)
+
+    return [load_shards, kissmetrics_replay_shards]
+
+
+def register_dynamic_partitions(context: dg.OpExecutionContext, asset: ShardedAsset, keys: Sequence[str]) -> None:
+    """Add the run's keys of a dynamic partitions definition that the instance does not know yet."""
+    partitions_def = asset.partitions_def
+    if not isinstance(partitions_def, dg.DynamicPartitionsDefinition) or partitions_def.name is None:
+        return
+    missing = [key for key in keys if not context.instance.has_dynamic_partition(partitions_def.name, key)]
+    if missing:
+        context.log.info(f"{asset.name}: adding partitions {missing}")
+        context.instance.add_dynamic_partitions(partitions_def.name, missing)
+
+
+def dagster_name(meltano_name: str) -> str:
+    """A Meltano name as a Dagster name (no `-`): `kahuna-to-postgres-hourly` -> `kahuna_to_postgres_hourly`."""
+    return meltano_name.replace("-", "_")
+
+
+def dagster_job_name(meltano_job: str) -> str:
+    """The Dagster name of an unsharded Meltano job: ``kahuna-to-warehouse`` -> ``meltano_kahuna_to_warehouse``."""
+    return "meltano_" + dagster_name(meltano_job)
+
+
+def build_meltano_job(meltano_job: str) -> dg.JobDefinition:
+    """A Dagster job running one Meltano job unsharded (``meltano run <job>``, its usual state ID)."""
+
+    @dg.op(name=f"run_{dagster_job_name(meltano_job)}", description=f"meltano run {meltano_job}")
+    def run_job(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
+        meltano.run_meltano(context, ["run", meltano_job], label=meltano_job)
+
+    @dg.job(name=dagster_job_name(meltano_job), description=f"meltano run {meltano_job} (unsharded)")
+    def meltano_job_def() -> None:
+        run_job()
+
+    return meltano_job_def

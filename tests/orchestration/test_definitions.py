@@ -1,0 +1,135 @@
+"""The code location as Dagster loads it: assets, jobs, meltano.yml's schedules and what their ticks run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, time, timedelta, timezone
+
+import dagster as dg
+import pytest
+import yaml
+from dagster_helpers import DagsterProject
+from meltano_helpers import PROJECT_ROOT
+
+from kk_orchestration.jobs import dagster_job_name, dagster_name
+from kk_orchestration.project import SETTINGS_VARIABLE
+
+pytestmark = pytest.mark.meltano
+
+# The dev environment of meltano.yml (no setting overridden by the test environment).
+DEV_EXTERNAL_IDS = ["EXT-0000", "EXT-0001", "user 42+test@example.com"]
+TODAY = datetime.now(timezone.utc).date()
+# The Meltano jobs that run as shards, and the Dagster job that runs them; every other one runs whole.
+SHARDED_JOBS = {
+    "kahuna-to-postgres": "load_shards",
+    "kaon-to-postgres": "load_shards",
+    "warehouse-to-kissmetrics": "kissmetrics_replay_shards",
+}
+
+
+@pytest.fixture(scope="module")
+def defs() -> Iterator[dg.Definitions]:
+    """The definitions, loaded in this process against meltano.yml's dev environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MELTANO_ENVIRONMENT", "dev")
+        patch.delenv("TAP_KAHUNA_LOGS_START_DATE", raising=False)
+        patch.setenv(SETTINGS_VARIABLE, "")  # read them here; undone (unset) after the module
+        from kk_orchestration.definitions import build_definitions
+
+        yield build_definitions()
+
+
+def meltano_yml() -> dict:
+    """The project file."""
+    with (PROJECT_ROOT / "meltano.yml").open() as project_file:
+        return yaml.safe_load(project_file)
+
+
+def test_every_schedule_of_meltano_yml_is_a_dagster_schedule_with_the_same_cron(defs: dg.Definitions) -> None:
+    expected = {dagster_name(entry["name"]): entry["interval"] for entry in meltano_yml()["schedules"]}
+    schedules = {schedule.name: schedule for schedule in defs.schedules or []}
+    assert {name: schedule.cron_schedule for name, schedule in schedules.items()} == expected
+    assert all(schedule.execution_timezone == "UTC" for schedule in schedules.values())
+    repository = defs.get_repository_def()
+    for entry in meltano_yml()["schedules"]:
+        job = schedules[dagster_name(entry["name"])].job_name
+        assert job == SHARDED_JOBS.get(entry["job"], dagster_job_name(entry["job"])), entry["name"]
+        assert repository.has_job(job)
+
+
+def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definitions) -> None:
+    graph = defs.get_repository_def().asset_graph
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "kahuna_logs",
+        "kaon_weekly_tables",
+        "kaon_clickstreams",
+        "kaon_path_hits",
+        "kissmetrics_views",
+        "kissmetrics_replay",
+    }
+    kahuna = graph.get(dg.AssetKey("kahuna_logs")).partitions_def
+    assert kahuna.get_partition_keys()[0] == "inapp|2026-11-01"  # the dev environment's start_date
+    assert {key.split("|")[0] for key in kahuna.get_partition_keys()} == {"inapp", "push", "email", "user_merge"}
+    assert f"inapp|{TODAY.isoformat()}" in kahuna.get_partition_keys()  # today, still filling up
+    weekly = graph.get(dg.AssetKey("kaon_weekly_tables")).partitions_def
+    assert weekly.get_first_partition_key() == "2019-12-29"  # the tap's default start_week 417
+    replay = graph.get(dg.AssetKey("kissmetrics_replay"))
+    assert replay.partitions_def.get_partition_keys() == [f"shard-{i}-of-4" for i in range(4)]
+    assert graph.get(dg.AssetKey("kissmetrics_views")).parent_keys == {dg.AssetKey("kahuna_logs")}
+    assert replay.parent_keys == {dg.AssetKey("kissmetrics_views")}
+
+
+def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, at: datetime) -> dict:
+    """The partitions one tick of a schedule asks for."""
+    schedule = next(schedule for schedule in defs.schedules or [] if schedule.name == name)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at)
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    return request.run_config["ops"]["plan_shards"]["config"]["partitions"]
+
+
+def test_the_kahuna_schedule_loads_today_and_finishes_yesterday_once(defs: dg.Definitions) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    with dg.instance_for_test() as instance:
+        after_midnight = datetime.combine(TODAY, time(0, 10), tzinfo=timezone.utc)
+        first = tick(defs, "kahuna_to_postgres_hourly", instance, after_midnight)["kahuna_logs"]
+        assert first == [f"{c}|{day}" for day in (yesterday, TODAY) for c in ("inapp", "push", "email", "user_merge")]
+        for key in first[:2]:  # inapp and push of yesterday read now, after midnight
+            instance.report_runless_asset_event(dg.AssetMaterialization("kahuna_logs", partition=key))
+        later = tick(defs, "kahuna_to_postgres_hourly", instance, after_midnight + timedelta(hours=1))["kahuna_logs"]
+        assert later == first[2:]
+
+
+def test_the_kaon_schedule_loads_the_current_week_and_every_configured_id_and_path(defs: dg.Definitions) -> None:
+    with dg.instance_for_test() as instance:
+        sunday = TODAY - timedelta(days=(TODAY.weekday() + 1) % 7)
+        partitions = tick(defs, "kaon_to_postgres_daily", instance, datetime.combine(TODAY, time(2, 30), timezone.utc))
+        previous = sunday - timedelta(days=7)
+        assert partitions["kaon_weekly_tables"] == [previous.isoformat(), sunday.isoformat()]
+        assert partitions["kaon_clickstreams"] == DEV_EXTERNAL_IDS
+        assert len(partitions["kaon_path_hits"]) == 4
+
+
+def test_the_kaon_partitions_sensor_follows_the_settings(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
+    sensor = next(sensor for sensor in defs.sensors or [] if sensor.name == "kaon_partitions_from_settings")
+    with dg.instance_for_test() as instance:
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        added = {request.partitions_def_name: request.partition_keys for request in first.dynamic_partitions_requests}
+        assert added["kaon_external_ids"] == DEV_EXTERNAL_IDS
+        for name, keys in added.items():
+            instance.add_dynamic_partitions(name, keys)
+        monkeypatch.setenv("TAP_KAON_INSIGHTS_EXTERNAL_IDS", json.dumps(["EXT-0001", "EXT-0009"]))
+        second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        changes = [
+            (type(request).__name__, request.partitions_def_name, request.partition_keys)
+            for request in second.dynamic_partitions_requests
+        ]
+        assert changes == [
+            ("AddDynamicPartitionsRequest", "kaon_external_ids", ["EXT-0009"]),
+            ("DeleteDynamicPartitionsRequest", "kaon_external_ids", ["EXT-0000", "user 42+test@example.com"]),
+        ]
+
+
+def test_the_code_location_validates_with_the_documented_command(dagster_project: DagsterProject) -> None:
+    result = dagster_project.dagster("definitions", "validate")
+    assert "All code locations passed validation" in result.stdout + result.stderr
