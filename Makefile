@@ -60,7 +60,7 @@ snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fake
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
 
-TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs target_kissmetrics emulators
+TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs tap_duckdb target_kissmetrics emulators
 
 lint: venv ## ruff check, ruff format --check and mypy over every package
 	$(VENV)/bin/ruff check .

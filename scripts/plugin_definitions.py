@@ -28,10 +28,29 @@ BIN = Path(sys.executable).parent
 REPOSITORY = "https://github.com/kk-data-eng/kaon-kahuna-kissmetrics"
 DEFINITION_FILE = "meltano-plugin.yml"
 PROJECT_FILE = PROJECT_ROOT / "plugins.meltano.yml"
+#: How the replay reads a mart: from the bookmark on, by the mart's ever-growing replay_sequence.
+REPLAY_BOOKMARK = {"replication-method": "INCREMENTAL", "replication-key": "replay_sequence"}
 #: Per plugin: its Meltano plugin type, label and what this project adds to the definition.
 PLUGINS: dict[str, dict[str, Any]] = {
     "tap-kaon-insights": {"type": "extractors", "label": "Kaon Insights", "project": {"load_schema": "kaon"}},
     "tap-kahuna-logs": {"type": "extractors", "label": "Kahuna Logs", "project": {"load_schema": "kahuna"}},
+    # The DuckDB replay: tap-duckdb reads the dbt marts of the warehouse file, read-only. Every plugin that opens
+    # the file pins the same duckdb (target-duckdb needs 1.2.2; a newer one could upgrade the file so that the
+    # loader cannot open it the next night).
+    "tap-duckdb": {
+        "type": "extractors",
+        "label": "DuckDB",
+        "project": {
+            "pip_url": "-e ./tap-duckdb duckdb==1.2.2",
+            "config": {"path": "$MELTANO_PROJECT_ROOT/output/warehouse.duckdb", "filter_schemas": ["marts"]},
+            "select": ["marts-kissmetrics_events.*", "marts-kissmetrics_people.*", "marts-kissmetrics_aliases.*"],
+            "metadata": {
+                "marts-kissmetrics_events": REPLAY_BOOKMARK | {"table-key-properties": ["event_id"]},
+                "marts-kissmetrics_people": REPLAY_BOOKMARK | {"table-key-properties": ["person", "timestamp"]},
+                "marts-kissmetrics_aliases": REPLAY_BOOKMARK | {"table-key-properties": ["person", "alias"]},
+            },
+        },
+    },
     "target-kissmetrics": {
         "type": "loaders",
         "label": "Kissmetrics",

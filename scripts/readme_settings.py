@@ -13,7 +13,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "target-kissmetrics")
+PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "tap-duckdb", "target-kissmetrics")
 HEADER = "| Setting | Required | Default | Description |"
 SDK_STANDARD = ("stream_maps", "stream_map_config", "faker_config", "flattening_", "batch_config")
 

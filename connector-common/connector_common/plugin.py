@@ -65,6 +65,17 @@ def load_config(
     return parsed.config
 
 
+def settings_from_config(settings_class: type[SettingsT], config: Mapping[str, t.Any]) -> SettingsT:
+    """The frozen settings of a config :func:`load_config` parsed (a bad one raises :class:`ConnectorError`).
+
+    For a part of a plugin that is handed the config rather than the plugin, e.g. a SQL tap's connector.
+    """
+    try:
+        return settings_class.from_config(config)
+    except ValueError as problems:
+        raise ConnectorError(f"Invalid config: {problems}") from None
+
+
 def _full_schema(plugin: type[PluginBase]) -> dict[str, t.Any]:
     """The plugin's settings schema with the SDK's built-in settings (stream maps, flattening, batch, ...)."""
     schema = {"properties": dict(plugin.config_jsonschema.get("properties", {}))}
@@ -111,10 +122,7 @@ class ConnectorPlugin(PluginBase):
 
     def load_settings(self, settings_class: type[SettingsT]) -> SettingsT:
         """The frozen settings (the config was parsed already; a bad one raises :class:`ConnectorError`)."""
-        try:
-            return settings_class.from_config(self.config)
-        except ValueError as problems:
-            raise ConnectorError(f"Invalid config: {problems}") from None
+        return settings_from_config(settings_class, self.config)
 
     @classmethod
     def describe_error(cls, error: BaseException) -> str:

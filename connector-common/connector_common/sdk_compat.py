@@ -28,8 +28,10 @@ from typing_extensions import override
 from .errors import ConnectorError
 
 if t.TYPE_CHECKING:
+    import sqlalchemy as sa
     from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
+    from singer_sdk.sql import SQLConnector
     from singer_sdk.streams import RESTStream
 
 #: ``Stream.sync`` logs this (at ERROR, on the stream's logger) for every exception that ends a stream's sync.
@@ -43,6 +45,14 @@ def request_sender(
 ) -> Callable[[requests.PreparedRequest, Context | None], requests.Response]:
     """``RESTStream._request``: authenticate, send with the stream's timeout, log request metrics, validate."""
     return stream._request
+
+
+def sql_engine(connector: SQLConnector) -> sa.Engine:
+    """``SQLConnector._engine``: the connector's one engine, made by its ``create_engine()`` on first use.
+
+    The SDK's docstring calls it "the correct way to access the Connector's engine"; it is still private.
+    """
+    return connector._engine
 
 
 def write_state_now(stream: Stream) -> None:

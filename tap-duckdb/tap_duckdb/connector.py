@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,10 @@ from singer_sdk.sql import SQLConnector
 from sqlalchemy.sql import selectable
 from typing_extensions import override
 
-from tap_duckdb.settings import DEFAULT_LOCK_WAIT_SECONDS, DEFAULT_MEMORY_LIMIT
+from tap_duckdb.connector_common.errors import ConnectorError
+from tap_duckdb.connector_common.plugin import settings_from_config
+from tap_duckdb.connector_common.sdk_compat import sql_engine
+from tap_duckdb.settings import DuckDBSettings
 from tap_duckdb.types import column_schema
 
 #: The file is attached under its own name (its stem, as DuckDB names a database it opens), so that
@@ -60,7 +63,7 @@ ORDER BY constraint_type, constraint_index
 """
 
 
-class TapDuckDBError(Exception):
+class DuckDBFileError(ConnectorError):
     """A problem with the DuckDB file the user can fix; the message is one line naming the fix."""
 
 
@@ -73,10 +76,15 @@ class DuckDBConnector(SQLConnector):
         """The tap's logger (the SDK's connectors log as "sqlconnector")."""
         return logging.getLogger("tap-duckdb")
 
+    @cached_property
+    def settings(self) -> DuckDBSettings:
+        """The tap's settings (its config was parsed and checked before the connector was made)."""
+        return settings_from_config(DuckDBSettings, self.config)
+
     @property
     def path(self) -> str:
         """The DuckDB file, as configured."""
-        return str(self.config["path"])
+        return self.settings.path
 
     @property
     def catalog(self) -> str:
@@ -96,7 +104,7 @@ class DuckDBConnector(SQLConnector):
     @override
     def create_engine(self) -> sa.Engine:
         """A fresh in-memory DuckDB per connection (NullPool), bounded in memory."""
-        config = {"memory_limit": str(self.config.get("memory_limit") or DEFAULT_MEMORY_LIMIT)}
+        config = {"memory_limit": self.settings.memory_limit}
         return sa.create_engine(self.sqlalchemy_url, poolclass=sa.pool.NullPool, connect_args={"config": config})
 
     # --- the file, attached -----------------------------------------------------------
@@ -104,7 +112,7 @@ class DuckDBConnector(SQLConnector):
     @contextmanager
     def attached(self) -> Iterator[sa.Connection]:
         """A connection whose default catalog is the file, attached read-only; detached on exit."""
-        with self._engine.connect() as connection:
+        with sql_engine(self).connect() as connection:
             with self._attached_to(connection):
                 yield connection
             connection.commit()
@@ -122,7 +130,7 @@ class DuckDBConnector(SQLConnector):
 
     def _attach(self, connection: sa.Connection) -> None:
         """ATTACH the file READ_ONLY, waiting up to ``lock_wait_seconds`` while another process writes it."""
-        wait = int(self.config.get("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS))
+        wait = self.settings.lock_wait_seconds
         deadline = time.monotonic() + wait
         quoted_path = self.path.replace("'", "''")
         while True:
@@ -132,7 +140,7 @@ class DuckDBConnector(SQLConnector):
             except sa.exc.DBAPIError as error:
                 connection.rollback()  # DuckDB aborts the transaction of a failed statement
                 if not _is_lock_conflict(error.orig) or time.monotonic() >= deadline:
-                    raise TapDuckDBError(describe_open_error(self.path, error.orig, wait)) from None
+                    raise DuckDBFileError(describe_open_error(self.path, error.orig, wait)) from None
             time.sleep(LOCK_RETRY_SECONDS)
 
     # --- catalog ----------------------------------------------------------------------
@@ -163,10 +171,10 @@ class DuckDBConnector(SQLConnector):
         ]
 
     def _selected(self, schema_name: str, table_name: str) -> bool:
-        schemas = self.config.get("filter_schemas")
+        schemas = self.settings.filter_schemas
         if schemas and schema_name not in schemas:
             return False
-        patterns = self.config.get("filter_tables")
+        patterns = self.settings.filter_tables
         qualified = f"{schema_name}.{table_name}"
         return not patterns or any(fnmatch.fnmatchcase(qualified, pattern) for pattern in patterns)
 
@@ -218,11 +226,11 @@ class DuckDBConnector(SQLConnector):
                 (self.catalog, schema_name, table_name),
             ).fetchall()
         if not rows:
-            raise TapDuckDBError(
+            raise DuckDBFileError(
                 f"{schema_name}.{table_name} is not in {display_path(self.path)}: run discovery again"
                 " (meltano select tap-duckdb --list) and select an existing table"
             )
-        return dict(rows)
+        return {str(name): str(duckdb_type) for name, duckdb_type in rows}
 
     @override
     def get_table_columns(self, full_table_name: Any, column_names: list[str] | None = None) -> dict[str, sa.Column]:
@@ -243,7 +251,7 @@ class DuckDBConnector(SQLConnector):
         The copy lives in the tap's in-memory DuckDB; past ``memory_limit`` it spills to a temporary
         directory that is removed when the rows have been read.
         """
-        with tempfile.TemporaryDirectory(prefix="tap-duckdb-") as spill, self._engine.connect() as connection:
+        with tempfile.TemporaryDirectory(prefix="tap-duckdb-") as spill, sql_engine(self).connect() as connection:
             connection.exec_driver_sql(f"SET temp_directory = '{spill}'")
             connection.exec_driver_sql("SET enable_progress_bar = false")  # DuckDB draws one on stderr for long copies
             compiled = query.compile(connection)
@@ -253,7 +261,7 @@ class DuckDBConnector(SQLConnector):
                 try:
                     connection.exec_driver_sql(f"CREATE TEMP TABLE {SPOOL} AS {compiled.string}", parameters)
                 except sa.exc.DBAPIError as error:
-                    raise TapDuckDBError(
+                    raise DuckDBFileError(
                         f"cannot read {table_label} from {display_path(self.path)}: {first_line(error.orig)}"
                     ) from None
             connection.commit()  # the transaction that read the file holds it until it ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing as t
 from collections.abc import Iterable
 from functools import cached_property
 
@@ -10,7 +11,11 @@ from singer_sdk.sql import SQLStream
 from typing_extensions import override
 
 from tap_duckdb.connector import DuckDBConnector
+from tap_duckdb.connector_common.sdk_compat import hide_sdk_sync_error_line
 from tap_duckdb.types import is_json_type, record_value
+
+if t.TYPE_CHECKING:
+    from tap_duckdb.tap import TapDuckDB
 
 
 class DuckDBStream(SQLStream):
@@ -24,6 +29,11 @@ class DuckDBStream(SQLStream):
     connector_class = DuckDBConnector
     connector: DuckDBConnector
     supports_nulls_first = True
+
+    @override
+    def __init__(self, tap: TapDuckDB, catalog_entry: dict, connector: DuckDBConnector | None = None) -> None:
+        super().__init__(tap, catalog_entry, connector)
+        hide_sdk_sync_error_line(self.logger, tap.reported_errors)  # the fatal-error path prints the one line
 
     @cached_property
     def _json_columns(self) -> frozenset[str]:

@@ -1,44 +1,42 @@
-"""The DuckDB tap: its settings, its stream class, and one-line fatal errors."""
+"""The DuckDB tap: its settings and its one stream class, on the plugin skeleton and singer-sdk's SQL tap."""
 
 from __future__ import annotations
 
-import logging
-import sys
+import typing as t
 
 import duckdb
 import sqlalchemy as sa
 from singer_sdk.sql import SQLTap
+from typing_extensions import override
 
-from tap_duckdb.connector import DUCKDB_SYSTEM_SCHEMAS, TapDuckDBError, first_line
-from tap_duckdb.settings import SETTINGS
+from tap_duckdb.connector import DUCKDB_SYSTEM_SCHEMAS, first_line
+from tap_duckdb.connector_common.errors import ConnectorError
+from tap_duckdb.connector_common.plugin import ConnectorTap
+from tap_duckdb.settings import DuckDBSettings
 from tap_duckdb.streams import DuckDBStream
 
 
-class TapDuckDB(SQLTap):
+class TapDuckDB(ConnectorTap, SQLTap):
     """Singer tap for DuckDB files: every table and view, full table or incremental, read-only."""
 
     name = "tap-duckdb"
-    config_jsonschema = SETTINGS
+    settings_class = DuckDBSettings
+    config_jsonschema = DuckDBSettings.config_jsonschema()
     default_stream_class = DuckDBStream
     exclude_schemas = list(DUCKDB_SYSTEM_SCHEMAS)
+    #: The connector names what to fix in its own errors; DuckDB's other errors are one line too.
+    reported_errors: t.ClassVar[tuple[type[BaseException], ...]] = (ConnectorError, sa.exc.DBAPIError, duckdb.Error)
 
-
-def main() -> None:
-    """The console script: the tap's CLI; a problem with the file ends it with one line and exit code 1."""
-    try:
-        TapDuckDB.cli()
-    except TapDuckDBError as error:
-        _stop(str(error))
-    except sa.exc.DBAPIError as error:
-        _stop(first_line(error.orig))
-    except duckdb.Error as error:
-        _stop(first_line(error))
-
-
-def _stop(reason: str) -> None:
-    logging.getLogger("tap-duckdb").error("tap-duckdb stopped: %s", reason)
-    sys.exit(1)
+    @classmethod
+    @override
+    def describe_error(cls, error: BaseException) -> str:
+        """DuckDB's own errors on one line, without the SQL statement SQLAlchemy appends or DuckDB's URL hints."""
+        if isinstance(error, sa.exc.DBAPIError):
+            return first_line(error.orig)
+        if isinstance(error, duckdb.Error):
+            return first_line(error)
+        return str(error)
 
 
 if __name__ == "__main__":
-    main()
+    TapDuckDB.cli()

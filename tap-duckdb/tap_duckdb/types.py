@@ -160,7 +160,9 @@ def _inner(duckdb_type: str) -> str:
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside parentheses, brackets and quotes."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for char in text:
         if quote:
             quote = "" if char == quote else quote

@@ -14,10 +14,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, run_plugin
+from tests.support.cli import TAP_DUCKDB, TAP_KAHUNA, TAP_KAON, TARGET_KM, run_plugin
 from tests.support.datasets import (
     FIXED_NOW_TEXT,
     KAHUNA_API_KEY,
@@ -31,6 +32,7 @@ from tests.support.datasets import (
 
 KAON_STREAMS = ("countries", "devices", "engagement", "external_id_hits", "hits", "languages", "path_hits", "weeks")
 KAHUNA_STREAMS = ("email_logs", "inapp_logs", "push_logs", "user_merge_logs")
+DUCKDB_STREAMS = ("marts-empty_mart", "marts-events")  # discovered in schema, table order
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,18 @@ def kaon() -> Any:
 def kahuna() -> Any:
     with EmulatorProcess("kahuna", "--now", FIXED_NOW_TEXT, *SMALL_DATA["kahuna"]) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="module")
+def duckdb_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small DuckDB file: ``marts.events`` (3 rows, one DECIMAL column) and ``marts.empty_mart`` (no rows)."""
+    path = tmp_path_factory.mktemp("duckdb") / "small.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("create schema marts")
+        connection.execute("create table marts.events (id integer primary key, amount decimal(12, 2))")
+        connection.execute("insert into marts.events values (1, 1.25), (2, 2.5), (3, 3.75)")
+        connection.execute("create table marts.empty_mart (id integer)")
+    return path
 
 
 def kaon_config(emulator: EmulatorProcess, **extra: Any) -> dict[str, Any]:
@@ -76,14 +90,20 @@ def test_a_mistyped_setting_is_named_once_with_the_closest_and_the_run_goes_on(
 
 @pytest.mark.parametrize(
     ("plugin", "typo", "closest"),
-    [(TAP_KAHUNA, "page_sise", "page_size"), (TARGET_KM, "tracking_uri", "tracking_url")],
-    ids=["tap-kahuna-logs", "target-kissmetrics"],
+    [
+        (TAP_KAHUNA, "page_sise", "page_size"),
+        (TAP_DUCKDB, "filter_schema", "filter_schemas"),
+        (TARGET_KM, "tracking_uri", "tracking_url"),
+    ],
+    ids=["tap-kahuna-logs", "tap-duckdb", "target-kissmetrics"],
 )
 def test_every_plugin_names_unknown_settings(
-    kahuna: EmulatorProcess, tmp_path: Path, plugin: str, typo: str, closest: str
+    kahuna: EmulatorProcess, duckdb_file: Path, tmp_path: Path, plugin: str, typo: str, closest: str
 ) -> None:
     if plugin == TAP_KAHUNA:
         run = run_plugin(plugin, kahuna_config(kahuna, categories=["user_merge"], **{typo: 5}), tmp_path)
+    elif plugin == TAP_DUCKDB:
+        run = run_plugin(plugin, {"path": str(duckdb_file), typo: ["marts"]}, tmp_path)
     else:
         run = run_plugin(plugin, {"api_key": KM_API_KEY, "dry_run": True, typo: "x"}, tmp_path, stdin="")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -105,25 +125,41 @@ def test_the_sdks_standard_settings_are_known(kaon: EmulatorProcess, tmp_path: P
     assert all("weekname" not in row for row in run.rows("weeks")), "the stream map was applied"
 
 
+def test_the_sql_taps_standard_settings_are_known(duckdb_file: Path, tmp_path: Path) -> None:
+    standard = {
+        "use_singer_decimal": True,  # singer-sdk's SQL taps add it to the tap's own settings
+        "stream_maps": {"marts-events": {"amount": None}},
+        "flattening_enabled": False,
+        "batch_config": None,
+    }
+    run = run_plugin(TAP_DUCKDB, {"path": str(duckdb_file), **standard}, tmp_path, args=("--discover",), parse=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert warnings_of(run.stderr) == []
+    (events,) = [entry for entry in json.loads(run.stdout)["streams"] if entry["tap_stream_id"] == "marts-events"]
+    assert events["schema"]["properties"]["amount"] == {"type": ["string", "null"], "format": "x-singer.decimal"}
+
+
 def test_connection_test_prints_one_line_per_stream(
-    kaon: EmulatorProcess, kahuna: EmulatorProcess, tmp_path: Path
+    kaon: EmulatorProcess, kahuna: EmulatorProcess, duckdb_file: Path, tmp_path: Path
 ) -> None:
-    for plugin, config, streams in (
-        (TAP_KAON, kaon_config(kaon, start_week=776), KAON_STREAMS),
-        (TAP_KAHUNA, kahuna_config(kahuna), KAHUNA_STREAMS),
+    # singer-sdk's SQL streams keep their selection in their catalog entry, which the SDK's forced selection of
+    # ``--test`` does not change: tap-duckdb reads each stream's first record (the lines say so) but writes none.
+    for plugin, config, streams, without_records, written in (
+        (TAP_KAON, kaon_config(kaon, start_week=776), KAON_STREAMS, ("external_id_hits", "path_hits"), 6),
+        (TAP_KAHUNA, kahuna_config(kahuna), KAHUNA_STREAMS, (), 4),
+        (TAP_DUCKDB, {"path": str(duckdb_file)}, DUCKDB_STREAMS, ("marts-empty_mart",), 0),
     ):
         run = run_plugin(plugin, config, tmp_path, args=("--test",))
         assert run.returncode == 0, run.stderr[-2000:]
         assert run.error_lines == []
         lines = [line.split("| ", 3)[-1] for line in run.stderr.splitlines() if "Connection test" in line]
-        unconfigured = ("external_id_hits", "path_hits")  # no paths or external IDs set
         expected = [
             f"Connection test: stream '{name}' "
-            + ("found no records for these settings" if name in unconfigured else "read its first record")
+            + ("found no records for these settings" if name in without_records else "read its first record")
             for name in streams
         ]
         assert lines == [*expected, f"Connection test passed for {len(streams)} streams"]
-        assert len(run.record_messages) == len(streams) - (2 if plugin == TAP_KAON else 0)
+        assert len(run.record_messages) == written
 
 
 @pytest.mark.parametrize(
@@ -136,13 +172,30 @@ def test_connection_test_prints_one_line_per_stream(
             lambda e: {"api_key": "k", "client": "c", "max_concurrency": 0},
             "max_concurrency must be 1 or more",
         ),
+        (
+            TAP_DUCKDB,
+            lambda e: {"path": str(e["tmp"] / "nowhere.duckdb")},
+            "nowhere.duckdb does not exist: set `path` to a DuckDB database file",
+        ),
+        (
+            TAP_DUCKDB,
+            lambda e: {"path": str(e["duckdb_file"]), "lock_wait_seconds": "-1"},
+            "lock_wait_seconds must be 0 or more (got -1)",
+        ),
     ],
-    ids=["kaon-wrong-key", "kahuna-wrong-key", "kaon-bad-setting"],
+    ids=["kaon-wrong-key", "kahuna-wrong-key", "kaon-bad-setting", "duckdb-missing-file", "duckdb-bad-setting"],
 )
 def test_connection_test_failures_are_the_runs_one_line(
-    kaon: EmulatorProcess, kahuna: EmulatorProcess, tmp_path: Path, plugin: str, config_of: Any, message: str
+    kaon: EmulatorProcess,
+    kahuna: EmulatorProcess,
+    duckdb_file: Path,
+    tmp_path: Path,
+    plugin: str,
+    config_of: Any,
+    message: str,
 ) -> None:
-    run = run_plugin(plugin, config_of({"kaon": kaon, "kahuna": kahuna}), tmp_path, args=("--test",))
+    places = {"kaon": kaon, "kahuna": kahuna, "duckdb_file": duckdb_file, "tmp": tmp_path}
+    run = run_plugin(plugin, config_of(places), tmp_path, args=("--test",))
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert len(run.error_lines) == 1, run.error_lines

@@ -3,12 +3,17 @@
 - ``max_retries: 2`` is the first try and 2 retries: exactly 3 requests per call (per beacon for the target);
 - a fractional ``backoff_base_seconds`` from the environment (``--config=ENV``) is the first wait: the emulator's
   request log (its clock follows real time here) shows the gap between the two tries of one call.
+
+tap-duckdb is not in this contract: it reads a local file and sends no requests, so it has nothing to retry and
+no retry settings (the last test holds it to that). Its one wait is ``lock_wait_seconds`` for a process that is
+writing the file, tested in ``tests/tap_duckdb``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +22,11 @@ from typing import Any
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, PluginRun, run_plugin
+from tests.support.cli import TAP_DUCKDB, TAP_KAHUNA, TAP_KAON, TARGET_KM, PluginRun, run_plugin
 from tests.support.datasets import KAHUNA_API_KEY, KAHUNA_SECRET_KEY, KAON_API_KEY, KAON_CLIENT, KM_API_KEY
 
 PLUGINS = {TAP_KAON: "kaon", TAP_KAHUNA: "kahuna", TARGET_KM: "kissmetrics"}
+RETRY_SETTINGS = ("max_retries", "backoff_base_seconds", "backoff_max_seconds", "request_timeout")
 BACKOFF = 1.25  # above every plugin's default first wait (1, 0.5, 0.5 s), so a setting that is ignored shows
 ONE_EVENT = "".join(
     json.dumps(message) + "\n"
@@ -86,3 +92,16 @@ def test_fractional_backoff_from_the_environment_is_the_first_wait(
     first, second = (datetime.fromisoformat(entry["time"]) for entry in emulator.requests())
     gap = (second - first).total_seconds()
     assert BACKOFF <= gap < BACKOFF * 1.1 + 1.0, gap
+
+
+def about_settings(plugin: str) -> set[str]:
+    about = subprocess.run([plugin, "--about", "--format=json"], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(about)["settings"]["properties"])
+
+
+def test_the_plugins_with_requests_have_the_retry_settings_and_tap_duckdb_has_none() -> None:
+    for plugin in PLUGINS:
+        assert set(RETRY_SETTINGS) <= about_settings(plugin), plugin
+    duckdb_settings = about_settings(TAP_DUCKDB)
+    assert not duckdb_settings & {*RETRY_SETTINGS, "backoff_base", "backoff_max"}, "a setting that would do nothing"
+    assert "lock_wait_seconds" in duckdb_settings

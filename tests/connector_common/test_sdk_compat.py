@@ -18,11 +18,13 @@ from pathlib import Path
 
 import backoff
 import pytest
+import sqlalchemy as sa
 from singer_sdk import Stream, Tap, typing as th
 from singer_sdk.contrib.batch_encoder_jsonl import JSONLinesBatcher
 from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.plugin_base import BaseSingerReader
 from singer_sdk.sinks import Sink
+from singer_sdk.sql import SQLConnector
 from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
 
@@ -79,6 +81,26 @@ def test_backoff_lines_filter_drops_exactly_backoffs_own_lines() -> None:
     assert len([f for f in logger.filters if isinstance(f, sdk_compat.BackoffLinesFilter)]) == 1
     sdk_compat.quiet_backoff_logging(logger)
     assert len([f for f in logger.filters if isinstance(f, sdk_compat.BackoffLinesFilter)]) == 1
+
+
+class _CountingConnector(SQLConnector):
+    made = 0
+
+    def create_engine(self) -> sa.Engine:
+        type(self).made += 1
+        return sa.create_engine("sqlite://", poolclass=sa.pool.NullPool)
+
+
+def test_sql_engine_is_the_connectors_one_engine_made_by_its_create_engine() -> None:
+    assert isinstance(inspect.getattr_static(SQLConnector, "_engine"), property)
+    assert "self.create_engine()" in inspect.getsource(SQLConnector._engine.fget)  # type: ignore[attr-defined]
+    connector = _CountingConnector(config={})
+    engine = sdk_compat.sql_engine(connector)
+    assert sdk_compat.sql_engine(connector) is engine
+    assert _CountingConnector.made == 1, "made once, by the connector's own create_engine"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("select 41 + 1").scalar_one() == 42
+    assert sdk_compat.sql_engine(_CountingConnector(config={})) is not engine, "one engine per connector"
 
 
 def test_stream_write_state_message_writes_only_when_not_flushed() -> None:

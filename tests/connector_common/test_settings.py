@@ -9,6 +9,8 @@ from datetime import date
 
 import pytest
 
+from connector_common.errors import ConnectorError
+from connector_common.plugin import settings_from_config
 from connector_common.settings import PluginSettings, raw_secret_values, setting, unknown_setting_warnings
 from connector_common.urls import service_url_rule, url_problem
 
@@ -121,6 +123,13 @@ def test_every_bad_value_is_reported_at_once() -> None:
 def test_rules_across_settings_come_from_problems() -> None:
     with pytest.raises(ValueError, match="end 2026-10-01 is before start 2026-11-01"):
         ExampleSettings.from_config({**GOOD, "end": "2026-10-01"})
+
+
+def test_settings_from_a_handed_config_are_typed_or_one_connector_error() -> None:
+    settings = settings_from_config(ExampleSettings, ExampleSettings.parse({**GOOD, "max_retries": "3"}).config)
+    assert (settings.max_retries, settings.start, settings.mode) == (3, date(2026, 11, 1), "p")
+    with pytest.raises(ConnectorError, match=r"^Invalid config: end 2026-10-01 is before start 2026-11-01$"):
+        settings_from_config(ExampleSettings, {**GOOD, "end": "2026-10-01"})
 
 
 def test_deprecated_name_still_works_with_a_warning_and_the_new_name_wins() -> None:

@@ -20,11 +20,12 @@ import pytest
 from singer_sdk import Stream, Tap
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.sinks import Sink
+from singer_sdk.sql import SQLConnector, SQLStream, SQLTap
 from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
 
-PLUGIN_PACKAGES = ("tap_kaon_insights", "tap_kahuna_logs", "target_kissmetrics")
-SDK_CLASSES = (PluginBase, Tap, Target, Stream, RESTStream, Sink)
+PLUGIN_PACKAGES = ("tap_kaon_insights", "tap_kahuna_logs", "tap_duckdb", "target_kissmetrics")
+SDK_CLASSES = (PluginBase, Tap, Target, Stream, RESTStream, Sink, SQLTap, SQLStream, SQLConnector)
 
 
 def modules(package: str) -> list[ModuleType]:
@@ -122,4 +123,4 @@ def test_private_sdk_members_are_used_only_in_sdk_compat(package: str) -> None:
             if isinstance(node, ast.Attribute | ast.FunctionDef) and name in private:
                 uses.append(f"{path.name}:{node.lineno} {name}")
     assert uses == []
-    assert "_request" in private, "the scan knows the SDK's private members"
+    assert {"_request", "_engine"} <= private, "the scan knows the SDK's private members (REST and SQL classes)"

@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 
 from emulators.testing import EmulatorProcess
+from tap_duckdb.settings import DuckDBSettings
 from tap_kahuna_logs.settings import KahunaSettings
 from tap_kaon_insights.settings import KaonSettings
 from target_kissmetrics.settings import KissmetricsSettings
@@ -24,11 +25,13 @@ pytestmark = pytest.mark.meltano
 NUMERIC_SETTINGS = {
     "tap-kaon-insights": {"request_timeout": 45.5, "devices_buffer_mb": 64, "backoff_base_seconds": 0.25},
     "tap-kahuna-logs": {"request_timeout": 40, "page_size": 250, "backoff_base_seconds": 0.25},
+    "tap-duckdb": {"lock_wait_seconds": 7},  # its only number (no retries: it sends no requests)
     "target-kissmetrics": {"request_timeout": 15, "backoff_base_seconds": 0.25, "state_flush_seconds": 3},
 }
 SETTINGS_CLASSES = {
     "tap-kaon-insights": KaonSettings,
     "tap-kahuna-logs": KahunaSettings,
+    "tap-duckdb": DuckDBSettings,
     "target-kissmetrics": KissmetricsSettings,
 }
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -172,6 +173,7 @@ def test_snowflake_replay_tap_without_an_account_stops_with_a_clear_message(proj
         ("tap-kaon-insights", ("--discover",)),
         ("tap-kaon-insights--clicks", ("--discover",)),
         ("tap-kahuna-logs", ("--discover",)),
+        ("tap-duckdb", ("--discover",)),
         ("target-kissmetrics--kahuna-events", ()),
         ("target-kissmetrics--kaon-clicks", ()),
     ],
@@ -179,6 +181,8 @@ def test_snowflake_replay_tap_without_an_account_stops_with_a_clear_message(proj
 def test_the_projects_config_holds_no_key_the_plugins_do_not_know(
     project: MeltanoProject, plugin: str, args: tuple[str, ...]
 ) -> None:
+    if plugin == "tap-duckdb":
+        duckdb.connect(str(project.duckdb_path)).close()  # an empty warehouse file to discover
     result = subprocess.run(
         project.command("invoke", plugin, *args),
         cwd=PROJECT_ROOT,

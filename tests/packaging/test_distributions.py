@@ -3,10 +3,11 @@
 - ``python -m build`` makes each plugin's sdist, then its wheel from that sdist (so the sdist is complete: the
   vendored ``connector_common``, LICENSE, CHANGELOG and the Meltano definition are in it);
 - each wheel alone installs into an empty virtual environment (its dependencies from the package index) and runs:
-  ``--about``, ``python -m <package>``, ``--discover`` and a sync against its emulator;
+  ``--about``, ``python -m <package>``, ``--discover`` and a sync against its emulator (tap-duckdb: a small file);
 - two plugins in one environment do not break each other (each carries its own ``connector_common``);
 - ``meltano init`` + ``meltano add --from-ref <plugin>/meltano-plugin.yml`` (pip_url pointing at the wheel, as the
-  README shows) in a temporary directory, then a tap into DuckDB and a tap into target-kissmetrics there.
+  README shows) in a temporary directory, then a tap into DuckDB, tap-duckdb discovering what it loaded, and a tap
+  into target-kissmetrics there.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ DEV_BIN = Path(sys.executable).parent
 PACKAGES = {
     "tap-kaon-insights": "tap_kaon_insights",
     "tap-kahuna-logs": "tap_kahuna_logs",
+    "tap-duckdb": "tap_duckdb",
     "target-kissmetrics": "target_kissmetrics",
 }
 SHARED_MODULES = ("settings.py", "retry.py", "plugin.py", "sdk_compat.py", "redaction.py")
@@ -121,8 +123,29 @@ def emulators(start_emulator: StartEmulator) -> dict[str, EmulatorProcess]:
     return {service: start_emulator(service) for service in ("kaon", "kahuna", "kissmetrics")}
 
 
+def small_duckdb_file(path: Path) -> Path:
+    """A DuckDB file with one small mart: ``marts.plays`` (3 rows, keyed by id)."""
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("create schema marts")
+        connection.execute("create table marts.plays (id integer primary key, person varchar, played timestamptz)")
+        connection.execute(
+            "insert into marts.plays select range, 'p-' || range,"
+            " timestamptz '2026-11-18 15:30:00+00' + to_seconds(range) from range(1, 4)"
+        )
+    return path
+
+
+def selected(catalog: dict[str, Any]) -> dict[str, Any]:
+    """The catalog with every stream selected (a SQL tap's discovery selects none)."""
+    for entry in catalog["streams"]:
+        next(item for item in entry["metadata"] if item["breadcrumb"] == [])["metadata"]["selected"] = True
+    return catalog
+
+
 def plugin_config(plugin: str, emulators: dict[str, EmulatorProcess], workdir: Path) -> dict[str, Any]:
-    """A config of ``plugin`` for its emulator: a small read, or a small replay."""
+    """A config of ``plugin`` for its emulator (or, for tap-duckdb, a small file): a small read, or a small replay."""
+    if plugin == "tap-duckdb":
+        return {"path": str(small_duckdb_file(workdir / "small.duckdb"))}
     if plugin == "tap-kaon-insights":
         return {
             "api_key": KAON_API_KEY,
@@ -186,8 +209,16 @@ def test_each_wheel_installs_alone_and_runs(
         return
     catalog = json.loads(run([*executable, "--discover"], tmp_path).stdout)
     assert catalog["streams"]
+    if plugin == "tap-duckdb":
+        (tmp_path / "catalog.json").write_text(json.dumps(selected(catalog)))
+        executable += ["--catalog", str(tmp_path / "catalog.json")]
     records = [m for m in parse_messages(run(executable, tmp_path).stdout) if m["type"] == "RECORD"]
-    if plugin == "tap-kaon-insights":
+    if plugin == "tap-duckdb":
+        assert [(m["stream"], m["record"]["id"], m["record"]["person"]) for m in records] == [
+            ("marts-plays", n, f"p-{n}") for n in (1, 2, 3)
+        ]
+        assert records[0]["record"]["played"] == "2026-11-18T15:30:01.000000+00:00"
+    elif plugin == "tap-kaon-insights":
         assert {m["record"]["week"] for m in records if m["stream"] == "weeks"} == {776}
     else:
         merges = kahuna_dataset().records("user_merge", kahuna_dataset().days[-1])
@@ -270,6 +301,12 @@ def test_a_new_meltano_project_adds_the_plugins_from_their_definitions_and_runs_
         for stream, category in (("inapp_logs", "inapp"), ("user_merge_logs", "user_merge")):
             (count,) = connection.execute(f"SELECT count(*) FROM kahuna.{stream}").fetchone() or (0,)  # noqa: S608
             assert count == len(data.records(category, day)), stream
+    # tap-duckdb (its own, newer DuckDB) reads the file target-duckdb (duckdb 1.2.2) wrote
+    listed = meltano(project, "config", "list", "tap-duckdb").stdout
+    assert "path [env: TAP_DUCKDB_PATH]" in listed.split("Required:")[1].split("Optional")[0], listed
+    discovered = meltano(project, "invoke", "tap-duckdb", "--discover", env={"TAP_DUCKDB_PATH": str(warehouse)}).stdout
+    streams = {entry["tap_stream_id"] for entry in json.loads(discovered)["streams"]}
+    assert {"kahuna-inapp_logs", "kahuna-user_merge_logs"} <= streams, streams
 
     mapping = {"user_merge_logs": {"kind": "alias", "person": "surviving_user_id", "alias": "merged_user_id"}}
     meltano(

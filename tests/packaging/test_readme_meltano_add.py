@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.meltano]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_BIN = Path(sys.executable).parent
-PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "target-kissmetrics")
+PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "tap-duckdb", "target-kissmetrics")
 REPOSITORY = "https://github.com/kk-data-eng/kaon-kahuna-kissmetrics"
 RAW_PREFIX = "https://raw.githubusercontent.com/kk-data-eng/kaon-kahuna-kissmetrics/main"
 SECTION = "## Use it in your own Meltano project"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+TAP_DUCKDB = str(BIN / "tap-duckdb")
 TAP_KAHUNA = str(BIN / "tap-kahuna-logs")
 TAP_KAON = str(BIN / "tap-kaon-insights")
 TARGET_KM = str(BIN / "target-kissmetrics")
@@ -134,8 +135,10 @@ def run_plugin(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     timeout: float = PROCESS_TIMEOUT,
+    parse: bool = True,
 ) -> PluginRun:
-    """Run a plugin's real CLI in ``workdir`` and parse its stdout."""
+    """Run a plugin's real CLI in ``workdir`` and parse its stdout (``parse=False``: it is no Singer messages, e.g.
+    the catalog ``--discover`` prints)."""
     command = plugin_command(executable, config, workdir, state=state, catalog=catalog, args=args)
     completed = subprocess.run(
         command,
@@ -147,7 +150,7 @@ def run_plugin(
         cwd=workdir,
         env={**os.environ, **(env or {})},
     )
-    messages = parse_messages(completed.stdout, strict=completed.returncode == 0)
+    messages = parse_messages(completed.stdout, strict=completed.returncode == 0) if parse else []
     return PluginRun(completed.returncode, completed.stdout, completed.stderr, messages)
 
 

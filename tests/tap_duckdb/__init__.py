@@ -1,1 +1,1 @@
-"""Tests."""
+"""tap-duckdb's tests."""

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-TAP = str(Path(sys.executable).with_name("tap-duckdb"))
+from tests.support.cli import TAP_DUCKDB, PluginRun, run_plugin
+
+TAP = TAP_DUCKDB
 EVENTS = 300
 # Every kind of DuckDB type a file can hold, one column each.
 TYPES_TABLE = """
@@ -68,46 +67,14 @@ def add_events(connection: duckdb.DuckDBPyConnection, first: int, last: int) -> 
     )
 
 
-@dataclass
-class TapRun:
-    """What one tap run printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    states: list[dict[str, Any]] = field(default_factory=list)
-
-    def error_lines(self) -> list[str]:
-        """The ERROR lines on stderr."""
-        return [line for line in self.stderr.splitlines() if "ERROR" in line]
+def run_tap(config: dict[str, Any] | None, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> PluginRun:
+    """Run ``tap-duckdb --config <config> <args>`` (``config=None``: ``--config ENV``) and parse its Singer output."""
+    return run_plugin(TAP, config, tmp_path, args=args, env=env, parse="--discover" not in args)
 
 
-def run_tap(config: dict[str, Any], tmp_path: Path, *args: str) -> TapRun:
-    """Run ``tap-duckdb --config <config> <args>`` and parse its Singer output."""
-    config_path = tmp_path / "tap-config.json"
-    config_path.write_text(json.dumps(config))
-    completed = subprocess.run(
-        [TAP, "--config", str(config_path), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    run = TapRun(completed.returncode, completed.stdout, completed.stderr)
-    if "--discover" in args or completed.returncode:
-        return run
-    for line in completed.stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            run.records.setdefault(message["stream"], []).append(message["record"])
-        elif message["type"] == "SCHEMA":
-            run.schemas[message["stream"]] = message["schema"]
-        elif message["type"] == "STATE":
-            run.states.append(message["value"])
-    return run
-
-
-def discover(config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def discover(config: dict[str, Any] | None, tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The catalog ``--discover`` prints."""
-    run = run_tap(config, tmp_path, "--discover")
+    run = run_tap(config, tmp_path, "--discover", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout)
 

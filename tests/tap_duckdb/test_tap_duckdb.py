@@ -14,7 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from scripts.readme_settings import about_table, readme_table
 from tap_duckdb.types import column_schema, iso_duration
+from tests.support.cli import PluginRun
 from tests.tap_duckdb.tap_duckdb_helpers import EVENTS, TAP, add_events, discover, run_tap, select
 
 README = Path(__file__).resolve().parents[2] / "tap-duckdb" / "README.md"
@@ -171,10 +173,10 @@ def test_a_writer_can_open_the_file_while_the_records_are_still_leaving(shop: Pa
     assert records + remaining == 200_000, "the copy was taken before the writer's row"
 
 
-def one_line_error(run_result: object) -> str:
-    lines = run_result.error_lines()  # type: ignore[attr-defined]
-    assert len(lines) == 1, run_result.stderr  # type: ignore[attr-defined]
-    assert "Traceback" not in run_result.stderr  # type: ignore[attr-defined]
+def one_line_error(run_result: PluginRun) -> str:
+    lines = run_result.error_lines
+    assert len(lines) == 1, run_result.stderr
+    assert "Traceback" not in run_result.stderr
     return lines[0]
 
 
@@ -217,6 +219,37 @@ def test_a_file_held_by_a_writer_waits_then_names_the_writer(shop: Path, tmp_pat
     assert waited >= 2
 
 
+def test_settings_from_environment_variables_are_read_as_their_types(shop: Path, tmp_path: Path) -> None:
+    env = {"TAP_DUCKDB_PATH": str(shop), "TAP_DUCKDB_FILTER_SCHEMAS": '["marts"]', "TAP_DUCKDB_LOCK_WAIT_SECONDS": "1"}
+    assert set(streams_of(discover(None, tmp_path, env=env))) == {"marts-events", "marts-recent_events"}
+    with hold_for_writing(shop, 30) as holder:
+        run = run_tap(None, tmp_path, "--discover", env=env)
+        holder.kill()
+    assert run.returncode == 1
+    assert "still locked after 1 s" in one_line_error(run), "the wait given as the string '1' is 1 second"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"lock_wait_seconds": -1}, "lock_wait_seconds must be 0 or more (got -1)"),
+        ({"lock_wait_seconds": "soon"}, "lock_wait_seconds must be a whole number (got 'soon')"),
+        ({"memory_limit": "lots"}, f"memory_limit must be a size DuckDB {duckdb.__version__} accepts"),
+        ({"filter_schemas": "marts"}, "filter_schemas must be a list of strings"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it_before_the_file_is_opened(
+    shop: Path, tmp_path: Path, settings: dict, message: str
+) -> None:
+    with hold_for_writing(shop, 30) as holder:  # the file is not even waited for
+        started = time.monotonic()
+        run = run_tap({"path": str(shop), **settings}, tmp_path, "--discover")
+        holder.kill()
+    assert run.returncode == 1
+    assert message in one_line_error(run)
+    assert time.monotonic() - started < 30
+
+
 def test_a_writer_that_finishes_within_lock_wait_seconds_is_waited_for(shop: Path, tmp_path: Path) -> None:
     with hold_for_writing(shop, 1.5):
         streams = streams_of(discover({"path": str(shop), "lock_wait_seconds": 20}, tmp_path))
@@ -226,16 +259,23 @@ def test_a_writer_that_finishes_within_lock_wait_seconds_is_waited_for(shop: Pat
 def test_a_missing_path_setting_is_a_config_error(tmp_path: Path) -> None:
     run = run_tap({}, tmp_path, "--discover")
     assert run.returncode == 1
-    assert "'path' is a required property" in run.stderr
+    assert "path is required: Path of the DuckDB database file." in one_line_error(run)
 
 
-def test_readme_settings_table_matches_about() -> None:
-    about = subprocess.run([TAP, "--about", "--format=markdown"], capture_output=True, text=True, check=True).stdout
-    table = [line for line in about.splitlines() if line.startswith("| ")]
-    readme = README.read_text()
-    assert table
-    missing = [line for line in table if line not in readme]
-    assert not missing, f"README.md lacks these rows of --about --format=markdown: {missing}"
+def test_readme_settings_table_is_the_abouts_own_settings() -> None:
+    readme = README.read_text().splitlines()
+    start, end = readme_table(readme)
+    table = about_table("tap-duckdb")
+    assert [row.split("|")[1].strip() for row in table[2:]] == [
+        "path",
+        "filter_schemas",
+        "filter_tables",
+        "lock_wait_seconds",
+        "memory_limit",
+        "use_singer_decimal",
+    ]
+    assert readme[start:end] == table, "run python scripts/readme_settings.py write"
+    assert "Plus the SDK's standard settings" in README.read_text()
 
 
 def test_a_file_written_by_a_newer_duckdb_is_one_clear_line(tmp_path: Path) -> None:
