@@ -30,9 +30,11 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from . import sdk_compat
+from .settings import setting
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
 JITTER = 0.1
@@ -74,6 +76,11 @@ class RetryPolicy:
     backoff_base_seconds: float
     backoff_max_seconds: float
 
+    @classmethod
+    def of(cls, settings: RetrySettings) -> RetryPolicy:
+        """The policy a plugin's settings name."""
+        return cls(settings.max_retries, settings.backoff_base_seconds, settings.backoff_max_seconds)
+
     @property
     def max_tries(self) -> int:
         """Requests at most: the first plus the retries."""
@@ -86,6 +93,55 @@ class RetryPolicy:
             return asked
         computed = min(self.backoff_base_seconds * 2**retry, self.backoff_max_seconds)
         return computed * (1 + random.random() * JITTER)
+
+
+class RetrySettings(t.Protocol):
+    """The four retry settings every plugin declares (with the ``*_setting`` fields below)."""
+
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def backoff_base_seconds(self) -> float: ...
+    @property
+    def backoff_max_seconds(self) -> float: ...
+    @property
+    def request_timeout(self) -> float: ...
+
+
+# The retry settings' declarations, one rule for the three plugins; each plugin picks its defaults.
+def max_retries_setting(what: str, *, default: int, maximum: int | None = None) -> t.Any:
+    """``max_retries``: how often ``what`` (e.g. "a request") is retried after its first try."""
+    return setting(
+        f"Retries of {what} after its first try (on 429, 5xx, a timeout or a dropped connection).",
+        default=default,
+        minimum=0,
+        maximum=maximum,
+    )
+
+
+def backoff_base_setting(*, default: float, deprecated_names: tuple[str, ...] = ()) -> t.Any:
+    """``backoff_base_seconds``: the first retry's wait."""
+    return setting(
+        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
+        default=default,
+        minimum=0,
+        deprecated_names=deprecated_names,
+    )
+
+
+def backoff_max_setting(*, default: float, deprecated_names: tuple[str, ...] = ()) -> t.Any:
+    """``backoff_max_seconds``: the longest wait, also the cap of ``Retry-After``."""
+    return setting(
+        "Longest wait between tries in seconds (also caps Retry-After).",
+        default=default,
+        exclusive_minimum=0,
+        deprecated_names=deprecated_names,
+    )
+
+
+def request_timeout_setting(description: str, *, default: float) -> t.Any:
+    """``request_timeout``: seconds to wait for one answer (``description`` says which part of it)."""
+    return setting(description, default=default, exclusive_minimum=0)
 
 
 def seconds_text(seconds: float) -> str:
@@ -116,13 +172,31 @@ def describe_failure(exception: BaseException | None) -> str:
 class RetryingStream(RESTStream[t.Any]):
     """A REST stream retried by :class:`RetryPolicy` through singer-sdk's backoff hooks.
 
-    Subclasses give ``retry_policy`` (from their settings) and call :meth:`send` for each prepared request.
+    Subclasses give ``settings`` (their plugin's, with the retry settings) and call :meth:`send` for each
+    prepared request. The tap's ``reported_errors`` reach the SDK's noise filter: the fatal-error path prints
+    their one line, so the SDK's own "unhandled error" line about them is dropped.
     """
+
+    @override
+    def __init__(self, tap: Tap, **kwargs: t.Any) -> None:
+        super().__init__(tap, **kwargs)
+        sdk_compat.hide_sdk_sync_error_line(self.logger, getattr(tap, "reported_errors", ()))
+
+    @property
+    def settings(self) -> RetrySettings:
+        """The plugin's settings."""
+        raise NotImplementedError
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """The policy of this stream's plugin."""
-        raise NotImplementedError
+        """``max_retries``, ``backoff_base_seconds``, ``backoff_max_seconds`` of the settings."""
+        return RetryPolicy.of(self.settings)
+
+    @property
+    @override
+    def timeout(self) -> float:  # type: ignore[override]  # the SDK declares an int; seconds may be fractional
+        """Seconds to wait for one answer (``request_timeout``)."""
+        return self.settings.request_timeout
 
     @override
     def backoff_max_tries(self) -> int:
@@ -148,13 +222,14 @@ class RetryingStream(RESTStream[t.Any]):
     @override
     def backoff_handler(self, details: Details) -> None:
         """One warning per retry: stream, wait, tries so far and the reason, never the URL."""
+        exception = details.get("exception")  # backoff's on_exception puts it in; its Details type does not say so
         self.logger.warning(
             "Retrying a %s request in %s s after %d of %d tries: %s",
             self.name,
             seconds_text(details.get("wait") or 0.0),
             details["tries"],
             self.retry_policy.max_tries,
-            describe_failure(details.get("exception")),
+            describe_failure(exception if isinstance(exception, BaseException) else None),
         )
 
     @override

@@ -18,8 +18,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_kahuna_logs.connector_common.retry import RetryingStream, RetryPolicy, describe_failure
-from tap_kahuna_logs.connector_common.sdk_compat import hide_sdk_sync_error_line
+from tap_kahuna_logs.connector_common.retry import RetryingStream, describe_failure
 from tap_kahuna_logs.payloads import KahunaAPIError, checked_page, error_fields, names_sent_cursor
 from tap_kahuna_logs.progress import DAY_START
 from tap_kahuna_logs.settings import KahunaSettings
@@ -57,18 +56,12 @@ class KahunaClient(RetryingStream):
     def __init__(self, tap: TapKahunaLogs, **kwargs: t.Any) -> None:
         super().__init__(tap, **kwargs)
         self.kahuna_tap = tap
-        hide_sdk_sync_error_line(self.logger, tap.reported_errors)
-
-    @property
-    def settings(self) -> KahunaSettings:
-        """The tap's settings."""
-        return self.kahuna_tap.settings
 
     @property
     @override
-    def retry_policy(self) -> RetryPolicy:
-        """``max_retries``, ``backoff_base_seconds``, ``backoff_max_seconds``."""
-        return self.settings.retry_policy
+    def settings(self) -> KahunaSettings:
+        """The tap's settings."""
+        return self.kahuna_tap.settings
 
     # --- request building -------------------------------------------------------
     @property
@@ -76,12 +69,6 @@ class KahunaClient(RetryingStream):
     def url_base(self) -> str:
         """The Logs API endpoint (``api_url``)."""
         return self.settings.api_url
-
-    @property
-    @override
-    def timeout(self) -> float:  # type: ignore[override]
-        """Seconds to wait for one answer (``request_timeout``)."""
-        return self.settings.request_timeout
 
     @cached_property
     @override

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 from tap_kahuna_logs.connector_common.redaction import basic_auth_token
-from tap_kahuna_logs.connector_common.retry import RetryPolicy
+from tap_kahuna_logs.connector_common.retry import (
+    backoff_base_setting,
+    backoff_max_setting,
+    max_retries_setting,
+    request_timeout_setting,
+)
 from tap_kahuna_logs.connector_common.settings import PluginSettings, setting
 from tap_kahuna_logs.connector_common.urls import service_url_rule
 
@@ -59,23 +64,10 @@ class KahunaSettings(PluginSettings):
         default=8,
         exclusive_minimum=0,
     )
-    request_timeout: float = setting(
-        "Seconds to wait for one API answer before retrying.", default=60, exclusive_minimum=0
-    )
-    max_retries: int = setting(
-        "Retries of a request after its first try (on 429, 5xx, a timeout or a dropped connection).",
-        default=5,
-        minimum=0,
-        maximum=20,
-    )
-    backoff_base_seconds: float = setting(
-        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
-        default=0.5,
-        minimum=0,
-    )
-    backoff_max_seconds: float = setting(
-        "Longest wait between tries in seconds (also caps Retry-After).", default=60, exclusive_minimum=0
-    )
+    request_timeout: float = request_timeout_setting("Seconds to wait for one API answer before retrying.", default=60)
+    max_retries: int = max_retries_setting("a request", default=5, maximum=20)
+    backoff_base_seconds: float = backoff_base_setting(default=0.5)
+    backoff_max_seconds: float = backoff_max_setting(default=60)
 
     def problems(self) -> list[str]:
         """The day range must not run backwards."""
@@ -86,8 +78,3 @@ class KahunaSettings(PluginSettings):
     def secret_values(self) -> list[str]:
         """The keys and the Basic ``Authorization`` token made of them."""
         return [*super().secret_values(), basic_auth_token(self.secret_key, self.api_key)]
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """How a request is retried."""
-        return RetryPolicy(self.max_retries, self.backoff_base_seconds, self.backoff_max_seconds)

@@ -19,8 +19,7 @@ from singer_sdk.streams.rest import HTTPRequest
 from typing_extensions import override
 
 from tap_kaon_insights.connector_common.errors import ServiceError
-from tap_kaon_insights.connector_common.retry import RetryingStream, RetryPolicy
-from tap_kaon_insights.connector_common.sdk_compat import hide_sdk_sync_error_line
+from tap_kaon_insights.connector_common.retry import RetryingStream
 from tap_kaon_insights.settings import KaonSettings
 
 if t.TYPE_CHECKING:
@@ -52,30 +51,18 @@ class KaonStream(RetryingStream):
     def __init__(self, tap: TapKaonInsights, **kwargs: t.Any) -> None:
         super().__init__(tap, **kwargs)
         self.kaon_tap = tap
-        hide_sdk_sync_error_line(self.logger, tap.reported_errors)
 
     @property
+    @override
     def settings(self) -> KaonSettings:
         """The tap's settings."""
         return self.kaon_tap.settings
 
     @property
     @override
-    def retry_policy(self) -> RetryPolicy:
-        """``max_retries``, ``backoff_base_seconds``, ``backoff_max_seconds``."""
-        return self.settings.retry_policy
-
-    @property
-    @override
     def url_base(self) -> str:
         """The API base URL, without a trailing slash."""
         return self.settings.api_url.rstrip("/")
-
-    @property
-    @override
-    def timeout(self) -> float:  # type: ignore[override]
-        """Seconds to wait for a response before retrying (``request_timeout``)."""
-        return self.settings.request_timeout
 
     @cached_property
     @override

@@ -8,7 +8,12 @@ from datetime import date
 
 from singer_sdk import typing as th
 
-from tap_kaon_insights.connector_common.retry import RetryPolicy
+from tap_kaon_insights.connector_common.retry import (
+    backoff_base_setting,
+    backoff_max_setting,
+    max_retries_setting,
+    request_timeout_setting,
+)
 from tap_kaon_insights.connector_common.settings import PluginSettings, setting
 from tap_kaon_insights.connector_common.urls import service_url_rule
 from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK, week_of
@@ -87,20 +92,10 @@ class KaonSettings(PluginSettings):
         default=80,
         exclusive_minimum=0,
     )
-    request_timeout: float = setting("Seconds to wait for each response.", default=60, exclusive_minimum=0)
-    max_retries: int = setting(
-        "Retries of a call after its first try (on 429, 5xx, a timeout or a dropped connection).",
-        default=5,
-        minimum=0,
-    )
-    backoff_base_seconds: float = setting(
-        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
-        default=1,
-        minimum=0,
-    )
-    backoff_max_seconds: float = setting(
-        "Longest wait between tries in seconds (also caps Retry-After).", default=60, exclusive_minimum=0
-    )
+    request_timeout: float = request_timeout_setting("Seconds to wait for each response.", default=60)
+    max_retries: int = max_retries_setting("a call", default=5)
+    backoff_base_seconds: float = backoff_base_setting(default=1)
+    backoff_max_seconds: float = backoff_max_setting(default=60)
     endpoints: Mapping[str, str] = setting(
         "Endpoint names (unconfirmed by the vendor): override any of " + ", ".join(DEFAULT_ENDPOINTS) + ".",
         default=dict(DEFAULT_ENDPOINTS),
@@ -119,8 +114,3 @@ class KaonSettings(PluginSettings):
         if self.end_week is not None and self.end_week < self.start_week:
             return [f"end_week {self.end_week} is before start_week {self.start_week}"]
         return []
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """How a call is retried."""
-        return RetryPolicy(self.max_retries, self.backoff_base_seconds, self.backoff_max_seconds)

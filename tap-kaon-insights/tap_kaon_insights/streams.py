@@ -93,43 +93,48 @@ class DevicesStream(WeeklyStream):
         return records.device_rows(self.base_row(week), payload)
 
 
-class CountriesStream(WeeklyStream):
+class CodeCountStream(WeeklyStream):
+    """A weekly table of (code, count) pairs, in the API's list or object form: countries, languages."""
+
+    primary_keys = ("client", "week", "code")
+    #: The answer's list and the code's field in each of its items (``{"countries": [{"country": ...}]}``).
+    list_key: t.ClassVar[str] = ""
+    item_key: t.ClassVar[str] = ""
+
+    def fetch_week(self, week: int) -> list[tuple[str, int]]:
+        """The week's (code, count) pairs, checked."""
+        return self.checker(week).code_counts(self.fetch(self.endpoint, week=week), self.list_key, self.item_key)
+
+
+class CountriesStream(CodeCountStream):
     """Unique engagements per country and week (list or object form)."""
 
     name = "countries"
     endpoint = "countries"
-    primary_keys = ("client", "week", "code")
+    list_key, item_key = "countries", "country"
     schema = th.PropertiesList(
         *_WEEKLY,
         th.Property("code", th.StringType, required=True, description="Two-letter country code."),
         th.Property("count", th.IntegerType, description="Unique engagements."),
     ).to_dict()
 
-    def fetch_week(self, week: int) -> list[tuple[str, int]]:
-        """The week's (country, count) pairs."""
-        return self.checker(week).code_counts(self.fetch(self.endpoint, week=week), "countries", "country")
-
     def week_records(self, week: int, payload: list[tuple[str, int]]) -> Iterator[Row]:
         """One row per country."""
         return records.code_rows(self.base_row(week), payload)
 
 
-class LanguagesStream(WeeklyStream):
+class LanguagesStream(CodeCountStream):
     """Unique engagements per Kaon language and week, with the language's name."""
 
     name = "languages"
     endpoint = "languages"
-    primary_keys = ("client", "week", "code")
+    list_key, item_key = "languages", "language"
     schema = th.PropertiesList(
         *_WEEKLY,
         th.Property("code", th.StringType, required=True, description="Kaon language code (not ISO)."),
         th.Property("language_name", th.StringType, description="Name from Kaon's table; null if unknown."),
         th.Property("count", th.IntegerType, description="Unique engagements."),
     ).to_dict()
-
-    def fetch_week(self, week: int) -> list[tuple[str, int]]:
-        """The week's (language, count) pairs."""
-        return self.checker(week).code_counts(self.fetch(self.endpoint, week=week), "languages", "language")
 
     def week_records(self, week: int, payload: list[tuple[str, int]]) -> Iterator[Row]:
         """One row per language code."""

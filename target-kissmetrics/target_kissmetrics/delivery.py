@@ -31,7 +31,7 @@ import yarl
 from target_kissmetrics.beacons import KINDS, Beacon
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.redaction import REDACTED
-from target_kissmetrics.connector_common.retry import describe_failure, is_retried_status
+from target_kissmetrics.connector_common.retry import RetryPolicy, describe_failure, is_retried_status
 from target_kissmetrics.settings import KissmetricsSettings
 
 #: Open files the process needs besides one socket per beacon in flight (stdin/stdout, logs, the loop's pipes).
@@ -96,7 +96,7 @@ class BeaconSender:
     ) -> None:
         self.settings = settings
         self.user_agent = user_agent
-        self.policy = settings.retry_policy
+        self.policy = RetryPolicy.of(settings)
         self.redact = redact
         self.logger = logger
         self.debug = logger.isEnabledFor(logging.DEBUG)

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from singer_sdk import typing as th
 
 from target_kissmetrics.beacons import KINDS, MappingError, mappings_for_stream
-from target_kissmetrics.connector_common.retry import RetryPolicy
+from target_kissmetrics.connector_common.retry import (
+    backoff_base_setting,
+    backoff_max_setting,
+    max_retries_setting,
+    request_timeout_setting,
+)
 from target_kissmetrics.connector_common.settings import PluginSettings, setting
 from target_kissmetrics.connector_common.urls import service_url_rule
 
@@ -74,32 +79,13 @@ class KissmetricsSettings(PluginSettings):
     max_requests_per_second: float | None = setting(
         "Optional cap on requests per second (token bucket).", exclusive_minimum=0
     )
-    request_timeout: float = setting("Seconds to connect and to read.", default=30, exclusive_minimum=0)
-    max_retries: int = setting(
-        "Retries of a beacon after its first try (on 429, 5xx, a timeout or a dropped connection).",
-        default=8,
-        minimum=0,
-    )
-    backoff_base_seconds: float = setting(
-        "First retry wait in seconds; doubles per retry, with jitter. A Retry-After header replaces it.",
-        default=0.5,
-        minimum=0,
-        deprecated_names=("backoff_base",),
-    )
-    backoff_max_seconds: float = setting(
-        "Longest wait between tries in seconds (also caps Retry-After).",
-        default=30,
-        exclusive_minimum=0,
-        deprecated_names=("backoff_max",),
-    )
+    request_timeout: float = request_timeout_setting("Seconds to connect and to read.", default=30)
+    max_retries: int = max_retries_setting("a beacon", default=8)
+    backoff_base_seconds: float = backoff_base_setting(default=0.5, deprecated_names=("backoff_base",))
+    backoff_max_seconds: float = backoff_max_setting(default=30, deprecated_names=("backoff_max",))
     state_flush_seconds: float = setting(
         "Emit the latest STATE at most this often (seconds), each as soon as every beacon before it got a 200 "
         "(smaller: less re-sent after a crash; larger: fewer STATE lines). Reading never pauses for it.",
         default=2,
         minimum=0,
     )
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """How a beacon is retried."""
-        return RetryPolicy(self.max_retries, self.backoff_base_seconds, self.backoff_max_seconds)
