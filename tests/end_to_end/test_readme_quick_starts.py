@@ -57,8 +57,8 @@ def emulator_options(block: str, service: str) -> Any:
 
 def run_block(block: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     """Run the block in ``workdir`` (with ``.venv`` linked in) in its own process group, killed afterwards."""
-    (port,) = set(re.findall(r"--port (\d+)", block))
-    block = block.replace(port, str(free_port()))
+    for port in set(re.findall(r"--port (\d+)", block)):  # at most one: the block's emulator
+        block = block.replace(port, str(free_port()))
     (workdir / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TAP_", "TARGET_", "MELTANO_"))}
     process = subprocess.Popen(
@@ -175,8 +175,25 @@ def test_the_target_quick_start_dry_runs_then_delivers_both_signups_once(tmp_pat
     assert state["bookmarks"]["signups"]["replication_key_value"] == "2026-11-18T09:05:00Z"
 
 
-@pytest.mark.parametrize("readme", ["tap-kahuna-logs", "tap-kaon-insights", "target-kissmetrics"])
+def test_the_tap_duckdb_quick_start_reads_its_table_then_only_the_row_at_the_bookmark(tmp_path: Path) -> None:
+    block = quick_start(PROJECT_ROOT / "tap-duckdb" / "README.md")
+    run_block(block, tmp_path)
+
+    first = records_by_stream(tmp_path / "out.jsonl")
+    assert [row["order_id"] for row in first["marts-orders"]] == [0, 1, 2, 3, 4]
+    assert [row["amount"] for row in first["marts-orders"]] == [0, 10, 20, 30, 40]
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["bookmarks"]["marts-orders"] == {
+        "replication_key": "updated_at",
+        "replication_key_value": "2026-11-18T09:04:00.000000+00:00",
+    }
+    # Inclusive bookmark (singer-sdk's SQL streams): the row at the bookmark again, nothing older.
+    assert [row["order_id"] for row in records_by_stream(tmp_path / "more.jsonl")["marts-orders"]] == [4]
+
+
+@pytest.mark.parametrize("readme", ["tap-kahuna-logs", "tap-kaon-insights", "target-kissmetrics", "tap-duckdb"])
 def test_no_quick_start_leaves_a_placeholder_to_fill_in(readme: str) -> None:
     block = quick_start(PROJECT_ROOT / readme / "README.md")
     for placeholder in ("…", "your-", "tap-something", "<", "jq "):
-        assert placeholder not in block.replace("<<'JSON", "").replace("< signups", ""), (readme, placeholder)
+        text = block.replace("<<'JSON", "").replace("<<'PY'", "").replace("< signups", "")
+        assert placeholder not in text, (readme, placeholder)
