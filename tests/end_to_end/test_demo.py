@@ -136,7 +136,5 @@ def test_a_port_that_is_no_number_names_its_variable(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo", **{**FREE_PORTS, "KK_KISSMETRICS_PORT": "80O3"})
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert (
-        line
-        == "demo failed: KK_KISSMETRICS_PORT='80O3' is not a port: set it to a number from 1 to 65535 (0: any free port)"
-    )
+    expected = "KK_KISSMETRICS_PORT='80O3' is not a port: set it to a number from 1 to 65535 (0: any free port)"
+    assert line == f"demo failed: {expected}"
