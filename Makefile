@@ -42,10 +42,10 @@ $(MELTANO_STAMP): $(STAMP) meltano.yml plugins.meltano.yml $(foreach p,$(PACKAGE
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
 
 # KK_PG_PORT moves the local PostgreSQL (scripts/postgres.sh) and every plugin that opens it.
-ifdef KK_PG_PORT
+export KK_PG_PORT
 export TAP_POSTGRES_PORT := $(KK_PG_PORT)
 export TARGET_POSTGRES_PORT := $(KK_PG_PORT)
-endif
+export DBT_POSTGRES_PORT := $(KK_PG_PORT)
 # dbt-snowflake on fakesnow for the offline Snowflake checks of the dbt project (no account is reachable here).
 # Its own venv, made with the uv that comes with meltano: fakesnow needs duckdb 2, the warehouse plugins 1.2.2.
 SNOWFLAKE_CHECK_VENV := .venv-snowflake-check
