@@ -7,7 +7,13 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from dagster_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
+from kk_orchestration.shards import state_id_suffix
+from tests.end_to_end.meltano_helpers import FIXED_NOW
+from tests.orchestration.dagster_helpers import (
     KAHUNA_TABLES,
     DagsterProject,
     clicks_table,
@@ -19,12 +25,6 @@ from dagster_helpers import (
     kaon_dataset,
     point_at_emulators,
 )
-from meltano_helpers import FIXED_NOW
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
-from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
-from kk_orchestration.shards import state_id_suffix
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 
