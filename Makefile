@@ -26,6 +26,10 @@ $(STAMP): requirements-dev.txt $(foreach p,$(PACKAGES) $(ORCHESTRATION),$(p)/pyp
 	$(PIP_INSTALL) -r requirements-dev.txt $(foreach p,$(PACKAGES) $(ORCHESTRATION),-e ./$(p))
 	# The official Kissmetrics client pins urllib3<2; its query builder needs nothing, so it comes without deps.
 	$(PIP_INSTALL) --no-deps "py-KISSmetrics==1.1.0"
+	# Dagster's gql (via dagster-graphql) requires `backoff`, whose files overwrite python-backoff's (one module,
+	# `backoff`, two distributions); singer-sdk and the plugins need python-backoff (as in their own venvs), and
+	# gql uses only on_exception and expo, which it keeps: reinstalled last, its files win.
+	$(PIP_INSTALL) --force-reinstall --no-deps "python-backoff>=2.2.2,<4"
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv with the plugins (editable), the emulators, the Dagster code location and the dev tools
@@ -60,7 +64,7 @@ snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fake
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
 
-TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs tap_duckdb target_kissmetrics emulators
+TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs tap_duckdb target_kissmetrics emulators kk_orchestration
 
 lint: venv ## ruff check, ruff format --check and mypy over every package
 	$(VENV)/bin/ruff check .

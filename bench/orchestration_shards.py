@@ -4,8 +4,9 @@ and what one shard costs to start (Meltano, the launcher, Dagster).
 Every variant runs the real thing against one Kahuna emulator (``--days 90``, frozen at 2026-11-18T15:30Z)
 and the local PostgreSQL (``make postgres``; ``KK_PG_PORT``), side by side in one run:
 
-- 1 shard: ``scripts/isolated_meltano.py run kahuna-to-postgres`` over the 90 days, all four categories
-  (the tap's own ``max_concurrency`` 4 days at a time per category, categories one after the other);
+- 1 shard: ``scripts/isolated_meltano.py run tap-kahuna-logs target-postgres`` over the 90 days, all four
+  categories (the tap's own ``max_concurrency`` 4 days at a time per category, categories one after the
+  other): the load of ``kahuna-to-postgres`` without its dbt build, the work the shards do;
 - 4 shards one at a time, 4 at once, 8 at once: ``dagster job execute -j load_shards`` with the 360
   (category, day) partitions, ``periods_per_shard`` 90 (a shard per category) or 45 (per category and
   half), ``max_concurrent`` 1, 4 or 8 (each shard's tap still reads 4 days at a time);
@@ -17,6 +18,7 @@ many small pages) and the default 1000 (few pages; the records' CPU dominates on
 
     .venv/bin/python bench/orchestration_shards.py                    # both profiles (~6 min on 2 cores)
     .venv/bin/python bench/orchestration_shards.py --profiles 20      # the latency-bound one only
+    .venv/bin/python bench/orchestration_shards.py --days 4 --profiles 1000   # a smoke run (a minute or two)
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ SAMPLE_SECONDS = 0.1
 # One machine's other way to overlap latency: the tap's own concurrency (default 4 days at a time per category).
 WIDE_TAP = {"TAP_KAHUNA_LOGS_MAX_CONCURRENCY": "16"}
 SCHEMA = "bench_kahuna"  # never the dev environment's `kahuna`
+# What a shard runs (kk_orchestration.partitions): the load alone; meltano.yml's kahuna-to-postgres adds dbt build.
+KAHUNA_LOAD = ("tap-kahuna-logs", "target-postgres")
 TABLES = ("inapp_logs", "push_logs", "email_logs", "user_merge_logs")
 PG = {
     "host": "127.0.0.1",
@@ -81,15 +85,15 @@ class Variant:
     rows: int
 
 
-def days() -> list[date]:
-    """The 90 UTC days the emulator serves."""
+def days(count: int) -> list[date]:
+    """The ``count`` UTC days the emulator serves (90 in the bench)."""
     today = date.fromisoformat(NOW[:10])
-    return [today - timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
+    return [today - timedelta(days=offset) for offset in range(count - 1, -1, -1)]
 
 
-def expected_rows() -> int:
-    """Every log the emulator serves over the 90 days (all categories)."""
-    dataset = KahunaDataset(seed=42, now=datetime.fromisoformat(NOW), days=DAYS, logs_per_day=LOGS_PER_DAY, env="p")
+def expected_rows(count: int) -> int:
+    """Every log the emulator serves over its ``count`` days (all categories)."""
+    dataset = KahunaDataset(seed=42, now=datetime.fromisoformat(NOW), days=count, logs_per_day=LOGS_PER_DAY, env="p")
     return sum(len(dataset.records(category, day)) for category in CATEGORIES for day in dataset.days)
 
 
@@ -126,7 +130,9 @@ def loaded_rows() -> int:
     return total
 
 
-def environment(kahuna: EmulatorProcess, system_uri: str, dagster_home: Path, page_size: int) -> dict[str, str]:
+def environment(
+    kahuna: EmulatorProcess, system_uri: str, dagster_home: Path, page_size: int, backfill: list[date]
+) -> dict[str, str]:
     """The dev environment pointed at the emulator, the bench schema and this variant's system database."""
     return {
         **os.environ,
@@ -136,8 +142,8 @@ def environment(kahuna: EmulatorProcess, system_uri: str, dagster_home: Path, pa
         "MELTANO_STATE_BACKEND_URI": "systemdb",
         "DAGSTER_HOME": str(dagster_home),
         "TAP_KAHUNA_LOGS_API_URL": f"{kahuna.url}/api/kahunalogs",
-        "TAP_KAHUNA_LOGS_START_DATE": days()[0].isoformat(),
-        "TAP_KAHUNA_LOGS_END_DATE": days()[-1].isoformat(),
+        "TAP_KAHUNA_LOGS_START_DATE": backfill[0].isoformat(),
+        "TAP_KAHUNA_LOGS_END_DATE": backfill[-1].isoformat(),
         "TAP_KAHUNA_LOGS_PAGE_SIZE": str(page_size),
         "TARGET_POSTGRES_PORT": PG["port"],
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
@@ -184,40 +190,43 @@ def run(command: list[str], env: dict[str, str], label: str) -> Measured:
 
 
 def dagster_shards(
-    env: dict[str, str], workdir: Path, label: str, *, periods: int, concurrent: int, keys: list[str] | None = None
+    env: dict[str, str], workdir: Path, label: str, *, keys: list[str], periods: int, concurrent: int
 ) -> Measured:
-    """``dagster job execute -j load_shards`` of the Kahuna partitions (all 360 unless ``keys``)."""
-    partitions = keys or [f"{category}|{day.isoformat()}" for category in CATEGORIES for day in days()]
+    """``dagster job execute -j load_shards`` of these Kahuna partitions (loads only, no dbt build)."""
     config = workdir / f"{uuid.uuid4().hex[:8]}.yaml"
-    config.write_text(yaml.safe_dump(shards_run_config({"kahuna_logs": partitions}, concurrent, periods)))
+    config.write_text(yaml.safe_dump(shards_run_config({"kahuna_logs": keys}, concurrent, periods)))
     command = [str(VENV_BIN / "dagster"), "job", "execute", "-m", "kk_orchestration.definitions"]
     return run([*command, "-j", "load_shards", "-c", str(config)], env, label)
 
 
 def one_shard(env: dict[str, str], label: str) -> Measured:
-    """The unsharded backfill: one ``meltano run`` through the launcher."""
-    return run([sys.executable, LAUNCHER, "run", "kahuna-to-postgres"], env, label)
+    """The unsharded backfill: one ``meltano run`` of the load through the launcher."""
+    return run([sys.executable, LAUNCHER, "run", *KAHUNA_LOAD], env, label)
 
 
-def measure_profile(kahuna: EmulatorProcess, workdir: Path, page_size: int, expected: int) -> list[Variant]:
+def measure_profile(
+    kahuna: EmulatorProcess, workdir: Path, page_size: int, expected: int, backfill: list[date]
+) -> list[Variant]:
     """The unsharded run, then 4 shards one at a time, 4 at once and 8 at once, side by side."""
     variants = []
+    every_key = [f"{category}|{day.isoformat()}" for category in CATEGORIES for day in backfill]
+    span = len(backfill)
     plans: list[tuple[str, int, int, int | None, dict[str, str]]] = [
         ("1 shard: one `meltano run`, no Dagster", 1, 1, None, {}),
-        ("4 shards (a category each), one at a time", 4, 1, DAYS, {}),
-        ("4 shards (a category each), all at once", 4, 4, DAYS, {}),
-        ("8 shards (a category and half each), all at once", 8, 8, DAYS // 2, {}),
+        ("4 shards (a category each), one at a time", 4, 1, span, {}),
+        ("4 shards (a category each), all at once", 4, 4, span, {}),
+        ("8 shards (a category and half each), all at once", 8, 8, (span + 1) // 2, {}),
         ("for comparison: 1 shard, the tap reading 16 days at a time", 1, 1, None, WIDE_TAP),
     ]
     for label, shards, at_once, periods, settings in plans:
         empty_tables()
         with system_database() as system_uri:
             home = Path(tempfile.mkdtemp(dir=workdir))
-            env = {**environment(kahuna, system_uri, home, page_size), **settings}
+            env = {**environment(kahuna, system_uri, home, page_size, backfill), **settings}
             if periods is None:
                 measured = one_shard(env, label)
             else:
-                measured = dagster_shards(env, workdir, label, periods=periods, concurrent=at_once)
+                measured = dagster_shards(env, workdir, label, keys=every_key, periods=periods, concurrent=at_once)
                 if len(shard_seconds(measured.output)) != shards:
                     raise SystemExit(f"{label}: {len(shard_seconds(measured.output))} shards ran, not {shards}")
         rows = loaded_rows()
@@ -232,10 +241,10 @@ def shard_seconds(log: str) -> list[float]:
     return [float(seconds) for seconds in _SHARD_SECONDS.findall(log)]
 
 
-def measure_overheads(kahuna: EmulatorProcess, workdir: Path) -> dict[str, float]:
+def measure_overheads(kahuna: EmulatorProcess, workdir: Path, backfill: list[date]) -> dict[str, float]:
     """Start-up costs: the launcher, a Meltano shard with nothing to read, a Dagster run and step."""
     # Days before the emulator's first one have no logs: a shard of such a day is all start-up.
-    empty_days = [(days()[0] - timedelta(days=30 + offset)).isoformat() for offset in range(8)]
+    empty_days = [(backfill[0] - timedelta(days=30 + offset)).isoformat() for offset in range(8)]
     versions = {}
     for name, command in (
         ("plain", [str(VENV_BIN / "meltano"), "--version"]),
@@ -244,9 +253,9 @@ def measure_overheads(kahuna: EmulatorProcess, workdir: Path) -> dict[str, float
         versions[name] = statistics.median(run(command, dict(os.environ), name).seconds for _ in range(5))
     with system_database() as system_uri:
         home = Path(tempfile.mkdtemp(dir=workdir))
-        env = {**environment(kahuna, system_uri, home, 1000), "TAP_KAHUNA_LOGS_START_DATE": min(empty_days)}
+        env = {**environment(kahuna, system_uri, home, 1000, backfill), "TAP_KAHUNA_LOGS_START_DATE": min(empty_days)}
         direct = {**env, "TAP_KAHUNA_LOGS_END_DATE": min(empty_days), "TAP_KAHUNA_LOGS_CATEGORIES": '["inapp"]'}
-        empty_run = [sys.executable, LAUNCHER, "run", "--state-id-suffix", "empty", "kahuna-to-postgres"]
+        empty_run = [sys.executable, LAUNCHER, "run", "--state-id-suffix", "empty", *KAHUNA_LOAD]
         meltano_runs = [run(empty_run, direct, "empty shard") for _ in range(3)]
         keys = [f"inapp|{day}" for day in empty_days]
         single = dagster_shards(env, workdir, "one empty shard", periods=1, concurrent=1, keys=keys[:1])
@@ -270,24 +279,29 @@ def main() -> None:
     """Measure and print the Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, nargs="+", default=[5, 1000], help="page sizes to measure")
+    parser.add_argument(
+        "--days", type=int, default=DAYS, help=f"days of the backfill (default {DAYS}; 2 or more: a smoke run)"
+    )
     arguments = parser.parse_args()
-    expected = expected_rows()
+    if arguments.days < 2:
+        parser.error("--days: 2 or more (the 8-shard variant splits every category's days in two)")
+    backfill = days(arguments.days)
+    expected = expected_rows(arguments.days)
     load_before = os.getloadavg()[0]
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        EmulatorProcess("kahuna", "--now", NOW, "--days", str(DAYS), "--logs-per-day", str(LOGS_PER_DAY)) as kahuna,
-    ):
-        # Warm-up: the emulator generates and caches its 90 days; the bench tables get created once.
+    emulator_args = ("--now", NOW, "--days", str(arguments.days), "--logs-per-day", str(LOGS_PER_DAY))
+    with tempfile.TemporaryDirectory() as workdir, EmulatorProcess("kahuna", *emulator_args) as kahuna:
+        # Warm-up: the emulator generates and caches its days; the bench tables get created once.
         with psycopg.connect(WAREHOUSE_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         with system_database() as system_uri:
-            one_shard(environment(kahuna, system_uri, Path(workdir), 1000), "warm-up")
-        overheads = measure_overheads(kahuna, Path(workdir))
+            one_shard(environment(kahuna, system_uri, Path(workdir), 1000, backfill), "warm-up")
+        overheads = measure_overheads(kahuna, Path(workdir), backfill)
         kahuna.set_faults(latency_ms=LATENCY_MS)
         results = {
-            page_size: measure_profile(kahuna, Path(workdir), page_size, expected) for page_size in arguments.profiles
+            page_size: measure_profile(kahuna, Path(workdir), page_size, expected, backfill)
+            for page_size in arguments.profiles
         }
-    print(f"Kahuna backfill: {DAYS} days x 4 categories, {expected:,} rows, {LATENCY_MS:.0f} ms latency per request")
+    print(f"Kahuna backfill: {arguments.days} days x 4 categories, {expected:,} rows, {LATENCY_MS:.0f} ms per request")
     print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs\n")
     print("| page_size | variant | shards | at once | seconds | CPU seconds | rows | vs 1 shard | vs one at a time |")
     print("|---:|:--|---:|---:|---:|---:|---:|---:|---:|")

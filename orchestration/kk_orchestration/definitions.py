@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kk_orchestration.assets import KISSMETRICS_VIEWS, build_sharded_asset, kissmetrics_views
+from kk_orchestration.assets import KISSMETRICS_MARTS, build_sharded_asset, kissmetrics_marts
 from kk_orchestration.jobs import LOAD_SHARDS_JOB, REPLAY_SHARDS_JOB, build_meltano_job, build_shard_jobs
 from kk_orchestration.partitions import sharded_assets
 from kk_orchestration.project import meltano_yml, partition_settings
@@ -12,8 +12,9 @@ from kk_orchestration.schedules import build_schedules
 from kk_orchestration.sensors import build_replay_after_loads_sensor, kaon_partitions_from_settings
 from kk_orchestration.shards import MeltanoProject
 
-# Meltano jobs the shards replace (the PostgreSQL loads and the warehouse replay); the others run whole.
-SHARDED_MELTANO_JOBS = frozenset({"kahuna-to-postgres", "kaon-to-postgres", "warehouse-to-kissmetrics"})
+# Meltano jobs the shards replace (the PostgreSQL loads and the PostgreSQL replay); the others run whole
+# (DuckDB takes one writer, Snowflake's and the direct replays run as in cron).
+SHARDED_MELTANO_JOBS = frozenset({"kahuna-to-postgres", "kaon-to-postgres", "postgres-to-kissmetrics"})
 
 
 def build_definitions() -> dg.Definitions:
@@ -22,7 +23,7 @@ def build_definitions() -> dg.Definitions:
     settings = partition_settings()
     sharded = sharded_assets(settings)
     assets = [
-        build_sharded_asset(asset, deps=[KISSMETRICS_VIEWS] if name == "kissmetrics_replay" else [])
+        build_sharded_asset(asset, deps=[KISSMETRICS_MARTS] if name == "kissmetrics_replay" else [])
         for name, asset in sharded.items()
     ]
     shard_jobs = build_shard_jobs(sharded)
@@ -32,7 +33,7 @@ def build_definitions() -> dg.Definitions:
     jobs = {job.name: job for job in [*shard_jobs, *whole_jobs]}
     replay_keys = list(sharded["kissmetrics_replay"].partitions_def.get_partition_keys())
     return dg.Definitions(
-        assets=[*assets, kissmetrics_views],
+        assets=[*assets, kissmetrics_marts],
         jobs=list(jobs.values()),
         schedules=build_schedules(project, jobs, sharded, settings),
         sensors=[

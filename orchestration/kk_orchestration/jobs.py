@@ -1,5 +1,5 @@
 """Jobs: many shards in one run (one step per shard, run side by side by the multi-process executor),
-and the project's unsharded Meltano jobs (DuckDB's single writer, the direct Kissmetrics replays).
+and the project's unsharded Meltano jobs (DuckDB's single writer, Snowflake, the direct Kissmetrics replays).
 
 A shards run lists partitions per asset::
 
@@ -10,6 +10,9 @@ A shards run lists partitions per asset::
             kahuna_logs: ["inapp|2026-11-16", "push|2026-11-16"]
             kaon_clickstreams: ["EXT-0001"]
           periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
+      build_marts_after_loads:
+        config:
+          enabled: true           # then dbt-postgres:build once, after every shard succeeded
     execution:
       config:
         max_concurrent: 4
@@ -27,13 +30,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from kk_orchestration.assets import KISSMETRICS_VIEWS, SHARD_POOL, apply_views
+from kk_orchestration.assets import KISSMETRICS_MARTS, SHARD_POOL, build_marts
 from kk_orchestration.partitions import ShardedAsset
 from kk_orchestration.shards import MeltanoProject
 
 CODE_LOCATION_MODULE = "kk_orchestration.definitions"
 LOAD_SHARDS_JOB = "load_shards"
 REPLAY_SHARDS_JOB = "kissmetrics_replay_shards"
+MARTS_AFTER_LOADS_OP = "build_marts_after_loads"
 DEFAULT_MAX_CONCURRENT_SHARDS = 4
 _MAPPING_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -52,6 +56,15 @@ class ShardsConfig(dg.Config):
     )
 
 
+class MartsAfterLoadsConfig(dg.Config):
+    """Whether a load shards run ends with the dbt build, as meltano.yml's PostgreSQL load jobs do."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Build the dbt marts (dbt-postgres:build) once every shard of the run succeeded.",
+    )
+
+
 def max_concurrent_shards() -> int:
     """Shards one run runs at once: ``KK_MAX_CONCURRENT_SHARDS`` (default 4)."""
     text = os.environ.get("KK_MAX_CONCURRENT_SHARDS", str(DEFAULT_MAX_CONCURRENT_SHARDS))
@@ -59,14 +72,22 @@ def max_concurrent_shards() -> int:
 
 
 def shards_run_config(
-    partitions: Mapping[str, Sequence[str]], max_concurrent: int | None = None, periods_per_shard: int = 1
+    partitions: Mapping[str, Sequence[str]],
+    max_concurrent: int | None = None,
+    periods_per_shard: int = 1,
+    *,
+    build_marts: bool = False,
 ) -> dict[str, Any]:
-    """The run config of a shards run: its partitions, how many one shard reads, how many shards run at once."""
+    """The run config of a shards run: its partitions, how many one shard reads, how many shards run at once,
+    and (``load_shards`` only) whether the dbt marts are built after the loads."""
     plan: dict[str, Any] = {"partitions": {name: list(keys) for name, keys in partitions.items()}}
     if periods_per_shard > 1:
         plan["periods_per_shard"] = periods_per_shard
+    ops: dict[str, Any] = {"plan_shards": {"config": plan}}
+    if build_marts:
+        ops[MARTS_AFTER_LOADS_OP] = {"config": {"enabled": True}}
     return {
-        "ops": {"plan_shards": {"config": plan}},
+        "ops": ops,
         "execution": {
             "config": {
                 "max_concurrent": max_concurrent or max_concurrent_shards(),
@@ -85,7 +106,8 @@ def mapping_key(asset_name: str, partition_key: str, partitions: int = 1) -> str
 
 
 def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefinition]:
-    """The load shards job (every sharded asset but the replay) and the replay job (views, then shards)."""
+    """The load shards job (every sharded asset but the replay; the dbt build after them if asked) and the
+    replay job (the dbt build, then the replay shards)."""
 
     @dg.op(
         out=dg.DynamicOut(),
@@ -113,30 +135,45 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
         for key in keys:
             context.log_event(dg.AssetMaterialization(asset_key=asset.key, partition=key, metadata=metadata))
 
-    @dg.op(description="Create or replace the views the replay reads, once before its shards.")
-    def apply_kissmetrics_views(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
-        apply_views(context, meltano)
-        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_VIEWS))
+    @dg.op(description="Build and test the dbt marts the replay reads (dbt-postgres:build), once before its shards.")
+    def build_kissmetrics_marts(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
+        metadata = build_marts(context, meltano)
+        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_MARTS, metadata=metadata))
+
+    @dg.op(
+        name=MARTS_AFTER_LOADS_OP,
+        ins={"loaded": dg.In(dg.Nothing)},
+        description="With `enabled`: build the dbt marts (dbt-postgres:build) once every shard succeeded.",
+    )
+    def build_marts_after_loads(
+        context: dg.OpExecutionContext, config: MartsAfterLoadsConfig, meltano: MeltanoProject
+    ) -> None:
+        if not config.enabled:
+            context.log.info("dbt build not asked for (build_marts_after_loads: enabled: false)")
+            return
+        metadata = build_marts(context, meltano)
+        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_MARTS, metadata=metadata))
 
     replay_keys = sharded["kissmetrics_replay"].partitions_def.get_partition_keys()
 
     @dg.job(
         name=LOAD_SHARDS_JOB,
-        description="Materialize many partitions of the load assets in one run, one shard per step.",
+        description="Materialize many partitions of the load assets in one run, one shard per step; then, if"
+        " asked, the dbt marts.",
         executor_def=dg.multiprocess_executor,
         config=shards_run_config({}),
     )
     def load_shards() -> None:
-        plan_shards().map(load_shard)
+        build_marts_after_loads(loaded=plan_shards().map(load_shard).collect())
 
     @dg.job(
         name=REPLAY_SHARDS_JOB,
-        description="Apply the Kissmetrics views, then replay every shard of the people side by side.",
+        description="Build the dbt marts, then replay every shard of the people side by side.",
         executor_def=dg.multiprocess_executor,
         config=shards_run_config({"kissmetrics_replay": replay_keys}),
     )
     def kissmetrics_replay_shards() -> None:
-        plan_shards(after=apply_kissmetrics_views()).map(load_shard)
+        plan_shards(after=build_kissmetrics_marts()).map(load_shard)
 
     return [load_shards, kissmetrics_replay_shards]
 

@@ -1,13 +1,14 @@
 """meltano.yml's schedules, one Dagster schedule each (same cron, UTC; the name with ``_`` for ``-``).
 
 The three PostgreSQL jobs run sharded: each tick launches one shards run of the partitions due then.
-Every other Meltano job runs unsharded, as ``meltano run <job>`` would from cron.
+Every other Meltano job (DuckDB, Snowflake, the direct replays) runs unsharded, as ``meltano run <job>``
+would from cron.
 
 - ``kahuna-to-postgres``: today's partition of every category, and yesterday's until one run read it
-  after midnight (a day is only complete once read after it ended).
+  after midnight (a day is only complete once read after it ended); then the dbt build, as the Meltano job.
 - ``kaon-to-postgres``: the current week (and the previous one until read after it ended), every
-  configured external ID and path.
-- ``warehouse-to-kissmetrics``: the views, then every replay shard.
+  configured external ID and path; then the dbt build.
+- ``postgres-to-kissmetrics``: the dbt build, then every replay shard.
 """
 
 from collections.abc import Callable, Mapping
@@ -94,16 +95,18 @@ def replay_due(sharded: Mapping[str, ShardedAsset]) -> TickPartitions:
 
 
 def sharded_schedule(
-    name: str, cron: str, job: dg.JobDefinition, partitions_due: TickPartitions
+    name: str, cron: str, job: dg.JobDefinition, partitions_due: TickPartitions, *, build_marts: bool = False
 ) -> dg.ScheduleDefinition:
-    """A schedule whose every tick is one shards run of the partitions due at that time."""
+    """A schedule whose every tick is one shards run of the partitions due at that time (then the dbt build)."""
 
     @dg.schedule(name=name, cron_schedule=cron, job=job, execution_timezone="UTC")
     def tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         partitions = {asset: keys for asset, keys in partitions_due(context).items() if keys}
         if not partitions:
             return dg.SkipReason("no partition is due")
-        return dg.RunRequest(run_config=shards_run_config(partitions), tags={"kk/schedule": name})
+        return dg.RunRequest(
+            run_config=shards_run_config(partitions, build_marts=build_marts), tags={"kk/schedule": name}
+        )
 
     return tick
 
@@ -115,17 +118,19 @@ def build_schedules(
     settings: PartitionSettings,
 ) -> list[dg.ScheduleDefinition]:
     """One Dagster schedule per meltano.yml schedule."""
-    sharded_jobs: dict[str, tuple[str, TickPartitions]] = {
-        "kahuna-to-postgres": (LOAD_SHARDS_JOB, kahuna_due(sharded, settings)),
-        "kaon-to-postgres": (LOAD_SHARDS_JOB, kaon_due(sharded)),
-        "warehouse-to-kissmetrics": (REPLAY_SHARDS_JOB, replay_due(sharded)),
+    # Meltano job -> (Dagster job, the partitions of a tick, whether the loads end with the dbt build).
+    # The replay job always builds the marts first (its first step).
+    sharded_jobs: dict[str, tuple[str, TickPartitions, bool]] = {
+        "kahuna-to-postgres": (LOAD_SHARDS_JOB, kahuna_due(sharded, settings), True),
+        "kaon-to-postgres": (LOAD_SHARDS_JOB, kaon_due(sharded), True),
+        "postgres-to-kissmetrics": (REPLAY_SHARDS_JOB, replay_due(sharded), False),
     }
     schedules = []
     for entry in meltano_yml.get("schedules") or []:
         name, cron, meltano_job = dagster_name(entry["name"]), entry["interval"], entry["job"]
         if meltano_job in sharded_jobs:
-            job_name, due = sharded_jobs[meltano_job]
-            schedules.append(sharded_schedule(name, cron, jobs[job_name], due))
+            job_name, due, build_marts = sharded_jobs[meltano_job]
+            schedules.append(sharded_schedule(name, cron, jobs[job_name], due, build_marts=build_marts))
         else:
             schedules.append(
                 dg.ScheduleDefinition(

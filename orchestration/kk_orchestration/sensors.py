@@ -1,10 +1,11 @@
-"""Sensors: Kaon's dynamic partitions follow the settings; the replay follows the Kahuna loads it reads."""
+"""Sensors: Kaon's dynamic partitions follow the settings; the replay follows the loads its marts read."""
 
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
+from kk_orchestration.assets import MARTS_SOURCES
 from kk_orchestration.jobs import shards_run_config
 from kk_orchestration.partitions import KAON_EXTERNAL_IDS, KAON_PATHS
 from kk_orchestration.project import kaon_lists
@@ -46,14 +47,15 @@ def kaon_partitions_from_settings(context: dg.SensorEvaluationContext) -> dg.Sen
 def build_replay_after_loads_sensor(
     load_job: dg.JobDefinition, replay_job: dg.JobDefinition, replay_keys: list[str]
 ) -> dg.RunStatusSensorDefinition:
-    """After a shards run that loaded Kahuna logs succeeds: the views, then every replay shard."""
+    """After a shards run that loaded what the marts read succeeds: the dbt build, then every replay shard."""
 
     @dg.run_status_sensor(
-        name="kissmetrics_replay_after_kahuna_loads",
+        name="kissmetrics_replay_after_loads",
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[load_job],
         request_job=replay_job,
-        description="Replays into Kissmetrics once the Kahuna logs it reads are loaded (instead of a fixed :40).",
+        description="Builds the marts and replays them into Kissmetrics once the Kahuna logs or Kaon clicks they"
+        " read are loaded (instead of a fixed :45).",
     )
     def replay_after_loads(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
         run = context.dagster_run
@@ -65,10 +67,11 @@ def build_replay_after_loads_sensor(
 def replay_request_after(
     run_id: str, run_config: Mapping[str, Any], replay_keys: list[str]
 ) -> dg.RunRequest | dg.SkipReason:
-    """The replay of every shard after a successful shards run that loaded Kahuna logs (once per run)."""
+    """The replay of every shard after a successful shards run that loaded a source of the marts (once per run)."""
     loaded = run_config.get("ops", {}).get("plan_shards", {}).get("config", {}).get("partitions", {})
-    if not loaded.get("kahuna_logs"):
-        return dg.SkipReason(f"run {run_id} loaded no Kahuna logs")
+    sources = [key.to_user_string() for key in MARTS_SOURCES]
+    if not any(loaded.get(source) for source in sources):
+        return dg.SkipReason(f"run {run_id} loaded none of the marts' sources ({', '.join(sources)})")
     return dg.RunRequest(
         run_key=f"after-{run_id}",
         run_config=shards_run_config({"kissmetrics_replay": replay_keys}),

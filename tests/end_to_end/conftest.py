@@ -1,6 +1,6 @@
 """Fixtures of the end-to-end suite: the real Meltano project, per test, against emulators on free ports.
 
-They live with the helpers (meltano_helpers.py), so tests/orchestration shares them.
+They live with the helpers (tests/end_to_end/meltano_helpers.py), so tests/orchestration shares them.
 """
 
 from __future__ import annotations

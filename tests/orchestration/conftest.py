@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from dagster_helpers import DagsterProject, system_database  # noqa: F401 (a fixture)
-from meltano_helpers import MeltanoProject, project, warehouse  # noqa: F401 (fixtures)
+
+from tests.end_to_end.meltano_helpers import MeltanoProject, project, warehouse  # noqa: F401 (fixtures)
+from tests.orchestration.dagster_helpers import DagsterProject, system_database  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

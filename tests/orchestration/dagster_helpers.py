@@ -24,15 +24,11 @@ import psycopg
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "end_to_end"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tap_kaon_insights"))
-from kaon_tap_helpers import dataset as kaon_dataset
-from kaon_tap_helpers import expected_clicks
-from meltano_helpers import POSTGRES, PROJECT_ROOT, VENV_BIN, MeltanoProject, log_tail
-
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from kk_orchestration.project import SETTINGS_VARIABLE
+from tests.end_to_end.meltano_helpers import POSTGRES, PROJECT_ROOT, VENV_BIN, MeltanoProject, log_tail
+from tests.tap_kaon_insights.kaon_tap_helpers import dataset as kaon_dataset, expected_clicks
 
 CODE_LOCATION = "kk_orchestration.definitions"
 DAGSTER_TIMEOUT_SECONDS = 420

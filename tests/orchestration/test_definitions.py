@@ -9,22 +9,23 @@ from datetime import datetime, time, timedelta, timezone
 import dagster as dg
 import pytest
 import yaml
-from dagster_helpers import DagsterProject
-from meltano_helpers import PROJECT_ROOT
 
 from kk_orchestration.jobs import dagster_job_name, dagster_name
 from kk_orchestration.project import SETTINGS_VARIABLE
+from tests.end_to_end.meltano_helpers import PROJECT_ROOT
+from tests.orchestration.dagster_helpers import DagsterProject
 
 pytestmark = pytest.mark.meltano
 
 # The dev environment of meltano.yml (no setting overridden by the test environment).
 DEV_EXTERNAL_IDS = ["EXT-0000", "EXT-0001", "user 42+test@example.com"]
+REPLAY_KEYS = [f"shard-{index}-of-4" for index in range(4)]
 TODAY = datetime.now(timezone.utc).date()
 # The Meltano jobs that run as shards, and the Dagster job that runs them; every other one runs whole.
 SHARDED_JOBS = {
     "kahuna-to-postgres": "load_shards",
     "kaon-to-postgres": "load_shards",
-    "warehouse-to-kissmetrics": "kissmetrics_replay_shards",
+    "postgres-to-kissmetrics": "kissmetrics_replay_shards",
 }
 
 
@@ -65,7 +66,7 @@ def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definit
         "kaon_weekly_tables",
         "kaon_clickstreams",
         "kaon_path_hits",
-        "kissmetrics_views",
+        "kissmetrics_marts",
         "kissmetrics_replay",
     }
     kahuna = graph.get(dg.AssetKey("kahuna_logs")).partitions_def
@@ -76,16 +77,43 @@ def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definit
     assert weekly.get_first_partition_key() == "2019-12-29"  # the tap's default start_week 417
     replay = graph.get(dg.AssetKey("kissmetrics_replay"))
     assert replay.partitions_def.get_partition_keys() == [f"shard-{i}-of-4" for i in range(4)]
-    assert graph.get(dg.AssetKey("kissmetrics_views")).parent_keys == {dg.AssetKey("kahuna_logs")}
-    assert replay.parent_keys == {dg.AssetKey("kissmetrics_views")}
+    marts = graph.get(dg.AssetKey("kissmetrics_marts"))
+    assert marts.parent_keys == {dg.AssetKey("kahuna_logs"), dg.AssetKey("kaon_clickstreams")}
+    assert replay.parent_keys == {dg.AssetKey("kissmetrics_marts")}
+
+
+def tick_ops(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, at: datetime) -> dict:
+    """The op config of the one run a tick of a schedule asks for."""
+    schedule = next(schedule for schedule in defs.schedules or [] if schedule.name == name)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at)
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    return request.run_config["ops"]
 
 
 def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, at: datetime) -> dict:
     """The partitions one tick of a schedule asks for."""
-    schedule = next(schedule for schedule in defs.schedules or [] if schedule.name == name)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at)
-    (request,) = schedule.evaluate_tick(context).run_requests or []
-    return request.run_config["ops"]["plan_shards"]["config"]["partitions"]
+    return tick_ops(defs, name, instance, at)["plan_shards"]["config"]["partitions"]
+
+
+def test_the_postgres_schedules_run_the_dbt_build_where_their_meltano_jobs_do(defs: dg.Definitions) -> None:
+    jobs = {job["name"]: job["tasks"] for job in meltano_yml()["jobs"]}
+    assert jobs["kahuna-to-postgres"][-1] == jobs["kaon-to-postgres"][-1] == "dbt-postgres:build"
+    assert jobs["postgres-to-kissmetrics"] == ["dbt-postgres:build", "tap-postgres target-kissmetrics--warehouse"]
+    at = datetime.combine(TODAY, time(2, 30), tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance:
+        for load in ("kahuna_to_postgres_hourly", "kaon_to_postgres_daily"):
+            assert tick_ops(defs, load, instance, at)["build_marts_after_loads"] == {"config": {"enabled": True}}
+        replay = tick_ops(defs, "postgres_to_kissmetrics_hourly", instance, at)
+    assert replay == {"plan_shards": {"config": {"partitions": {"kissmetrics_replay": REPLAY_KEYS}}}}
+    # The replay job's first step is the dbt build; every shard waits for it.
+    job = defs.get_job_def("kissmetrics_replay_shards")
+    assert job.graph.dependency_structure.input_to_upstream_outputs_for_node("plan_shards")
+    upstream = {
+        output.node_name
+        for outputs in job.graph.dependency_structure.input_to_upstream_outputs_for_node("plan_shards").values()
+        for output in outputs
+    }
+    assert upstream == {"build_kissmetrics_marts"}
 
 
 def test_the_kahuna_schedule_loads_today_and_finishes_yesterday_once(defs: dg.Definitions) -> None:

@@ -13,7 +13,11 @@ import dagster as dg
 import psycopg
 import pytest
 import yaml
-from dagster_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import FIXED_NOW, POSTGRES, PROJECT_ROOT
+from tests.orchestration.dagster_helpers import (
     SYSTEM_DATABASE,
     DagsterProject,
     comparable,
@@ -22,10 +26,6 @@ from dagster_helpers import (
     kahuna_rows,
     point_at_emulators,
 )
-from meltano_helpers import FIXED_NOW, POSTGRES, PROJECT_ROOT
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 

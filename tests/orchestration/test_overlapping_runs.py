@@ -15,11 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster_helpers import KAHUNA_TABLES, comparable, expected_kahuna_rows, kahuna_rows
-from meltano_helpers import FIXED_NOW, PROJECT_ROOT, MeltanoProject, as_date, log_tail
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
+from tests.end_to_end.meltano_helpers import FIXED_NOW, PROJECT_ROOT, MeltanoProject, as_date, log_tail
+from tests.orchestration.dagster_helpers import KAHUNA_TABLES, comparable, expected_kahuna_rows, kahuna_rows
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 

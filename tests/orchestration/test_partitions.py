@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from meltano_helpers import PROJECT_ROOT
 
 from kk_orchestration.jobs import mapping_key, shards_run_config
 from kk_orchestration.partitions import (
@@ -36,9 +34,7 @@ from kk_orchestration.project import (
 )
 from kk_orchestration.sensors import replay_request_after
 from kk_orchestration.shards import CONCURRENT_DDL_ERRORS, failure_reason, records_by_stream, state_id_suffix
-
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-import isolated_meltano
+from scripts import isolated_meltano
 
 
 def test_a_kahuna_partition_reads_one_category_of_one_day_under_its_own_state_id() -> None:
@@ -155,14 +151,23 @@ def test_a_shards_run_forks_its_steps_from_one_import_of_the_code_location() -> 
     }
 
 
-def test_the_replay_follows_only_runs_that_loaded_kahuna_logs() -> None:
+def test_the_replay_follows_only_runs_that_loaded_what_the_marts_read() -> None:
     keys = ["shard-0-of-2", "shard-1-of-2"]
-    request = replay_request_after("run-1", shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]}), keys)
-    assert isinstance(request, dg.RunRequest)
-    assert request.run_key == "after-run-1"
-    assert request.run_config["ops"]["plan_shards"]["config"]["partitions"] == {"kissmetrics_replay": keys}
-    skipped = replay_request_after("run-2", shards_run_config({"kaon_clickstreams": ["EXT-0001"]}), keys)
+    for run_id, loaded in (("run-1", {"kahuna_logs": ["inapp|2026-11-16"]}), ("run-2", {"kaon_clickstreams": ["X"]})):
+        request = replay_request_after(run_id, shards_run_config(loaded, build_marts=True), keys)
+        assert isinstance(request, dg.RunRequest)
+        assert request.run_key == f"after-{run_id}"
+        assert request.run_config["ops"] == {"plan_shards": {"config": {"partitions": {"kissmetrics_replay": keys}}}}
+    weekly = {"kaon_weekly_tables": ["2026-11-15"], "kaon_path_hits": ["home"]}
+    skipped = replay_request_after("run-3", shards_run_config(weekly), keys)
     assert isinstance(skipped, dg.SkipReason)
+    assert "kahuna_logs, kaon_clickstreams" in (skipped.skip_message or "")
+
+
+def test_a_load_shards_run_ends_with_the_dbt_build_only_when_asked() -> None:
+    assert "build_marts_after_loads" not in shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]})["ops"]
+    asked = shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]}, build_marts=True)["ops"]
+    assert asked["build_marts_after_loads"] == {"config": {"enabled": True}}
 
 
 def test_a_concurrent_table_creation_is_told_from_other_failures() -> None:

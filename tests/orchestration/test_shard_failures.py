@@ -10,7 +10,12 @@ from datetime import timedelta
 import psutil
 import psycopg
 import pytest
-from dagster_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
+from tests.end_to_end.meltano_helpers import FIXED_NOW, wait_for
+from tests.orchestration.dagster_helpers import (
     DagsterProject,
     clicks_table,
     comparable,
@@ -21,11 +26,6 @@ from dagster_helpers import (
     kaon_dataset,
     point_at_emulators,
 )
-from meltano_helpers import FIXED_NOW, wait_for
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
-from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 

@@ -1,4 +1,5 @@
-"""Shards side by side: 4 Kahuna partitions and 3 Kaon external IDs in one run of the multi-process executor."""
+"""Shards side by side: 4 Kahuna partitions and 3 Kaon external IDs in one run of the multi-process executor,
+then the dbt build of the marts, as the PostgreSQL load schedules run it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from dagster_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
+from kk_orchestration.shards import state_id_suffix
+from tests.end_to_end.meltano_helpers import EVENT_PREFIXES, FIXED_NOW, unix
+from tests.end_to_end.replay_helpers import read_marts
+from tests.orchestration.dagster_helpers import (
     KAHUNA_TABLES,
     DagsterProject,
     clicks_table,
@@ -19,12 +27,6 @@ from dagster_helpers import (
     kaon_dataset,
     point_at_emulators,
 )
-from meltano_helpers import FIXED_NOW
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
-from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
-from kk_orchestration.shards import state_id_suffix
 
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 
@@ -54,6 +56,7 @@ def test_kahuna_and_kaon_partitions_load_concurrently_each_with_its_own_state(
                 "kaon_clickstreams": external_ids,
             },
             max_concurrent=SHARDS,
+            build_marts=True,  # as the kahuna-to-postgres and kaon-to-postgres schedules ask
         ),
     )
 
@@ -96,3 +99,22 @@ def test_kahuna_and_kaon_partitions_load_concurrently_each_with_its_own_state(
     ]
     assert len(shard_steps) == SHARDS
     assert max(stats.start_time for stats in shard_steps) < min(stats.end_time for stats in shard_steps)
+
+    # Then, once every shard succeeded, one dbt build: the marts hold the loaded partitions' events.
+    (build,) = [stats for key, stats in dagster_project.step_stats(run.run_id).items() if key.startswith("build")]
+    assert build.start_time >= max(stats.end_time for stats in shard_steps)
+    assert dagster_project.materialization_count("kissmetrics_marts") == 1
+    marts = read_marts(lambda sql: warehouse.execute(sql).fetchall())
+    events = marts["kissmetrics_events"]
+    kahuna_events = {
+        (r["person"], r["event"], int(r["timestamp"].timestamp())) for r in events if r["source"] != "kaon_click"
+    }
+    assert kahuna_events == {
+        (str(record["user_id"]), f"{EVENT_PREFIXES[category]} {record['action']}", unix(record["timestamp"]))
+        for category, day in kahuna_partitions
+        if category in EVENT_PREFIXES
+        for record in dataset.records(category, day)
+        if record.get("user_id") and record.get("action")
+    }
+    clicks = [r["person"] for r in events if r["source"] == "kaon_click"]
+    assert sorted(clicks) == sorted(key[1] for key in expected_clicks_table(kaon_data, external_ids))

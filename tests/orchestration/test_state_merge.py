@@ -10,7 +10,13 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from dagster_helpers import (
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
+from kk_orchestration.states import merge_partitions, merge_states
+from tests.end_to_end.meltano_helpers import FIXED_NOW, PROJECT_ROOT
+from tests.orchestration.dagster_helpers import (
     DagsterProject,
     clicks_table,
     comparable,
@@ -21,12 +27,6 @@ from dagster_helpers import (
     kaon_dataset,
     point_at_emulators,
 )
-from meltano_helpers import FIXED_NOW, PROJECT_ROOT
-
-from emulators.kahuna_data import KahunaDataset
-from emulators.testing import EmulatorProcess
-from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
-from kk_orchestration.states import merge_partitions, merge_states
 
 KAHUNA_DAYS = 3
 KAHUNA_LOGS_PER_DAY = 40
