@@ -10,6 +10,8 @@ and the local PostgreSQL (``make postgres``; ``KK_PG_PORT``), side by side in on
 - 4 shards one at a time, 4 at once, 8 at once: ``dagster job execute -j load_shards`` with the 360
   (category, day) partitions, ``periods_per_shard`` 90 (a shard per category) or 45 (per category and
   half), ``max_concurrent`` 1, 4 or 8 (each shard's tap still reads 4 days at a time);
+- 4 balanced shards at once: ``periods_per_shard`` 23 with ``across_series`` (a quarter of the days, all
+  four categories each), ``max_concurrent`` 4;
 - for comparison, 1 shard whose tap reads 16 days at a time (``max_concurrency`` 16).
 
 Each variant starts from an empty table set and its own Meltano system database (a schema in kk_meltano),
@@ -190,11 +192,19 @@ def run(command: list[str], env: dict[str, str], label: str) -> Measured:
 
 
 def dagster_shards(
-    env: dict[str, str], workdir: Path, label: str, *, keys: list[str], periods: int, concurrent: int
+    env: dict[str, str],
+    workdir: Path,
+    label: str,
+    *,
+    keys: list[str],
+    periods: int,
+    concurrent: int,
+    across: bool = False,
 ) -> Measured:
     """``dagster job execute -j load_shards`` of these Kahuna partitions (loads only, no dbt build)."""
     config = workdir / f"{uuid.uuid4().hex[:8]}.yaml"
-    config.write_text(yaml.safe_dump(shards_run_config({"kahuna_logs": keys}, concurrent, periods)))
+    run_config = shards_run_config({"kahuna_logs": keys}, concurrent, periods, across_series=across)
+    config.write_text(yaml.safe_dump(run_config))
     command = [str(VENV_BIN / "dagster"), "job", "execute", "-m", "kk_orchestration.definitions"]
     return run([*command, "-j", "load_shards", "-c", str(config)], env, label)
 
@@ -207,18 +217,20 @@ def one_shard(env: dict[str, str], label: str) -> Measured:
 def measure_profile(
     kahuna: EmulatorProcess, workdir: Path, page_size: int, expected: int, backfill: list[date]
 ) -> list[Variant]:
-    """The unsharded run, then 4 shards one at a time, 4 at once and 8 at once, side by side."""
+    """The unsharded run, then 4 shards one at a time, 4 at once (per category, then balanced) and 8 at once."""
     variants = []
     every_key = [f"{category}|{day.isoformat()}" for category in CATEGORIES for day in backfill]
     span = len(backfill)
-    plans: list[tuple[str, int, int, int | None, dict[str, str]]] = [
-        ("1 shard: one `meltano run`, no Dagster", 1, 1, None, {}),
-        ("4 shards (a category each), one at a time", 4, 1, span, {}),
-        ("4 shards (a category each), all at once", 4, 4, span, {}),
-        ("8 shards (a category and half each), all at once", 8, 8, (span + 1) // 2, {}),
-        ("for comparison: 1 shard, the tap reading 16 days at a time", 1, 1, None, WIDE_TAP),
+    quarter = -(-span // 4)  # days per shard of 4 balanced shards (90 days: 23, 23, 23, 21)
+    plans: list[tuple[str, int, int, int | None, bool, dict[str, str]]] = [
+        ("1 shard: one `meltano run`, no Dagster", 1, 1, None, False, {}),
+        ("4 shards (a category each), one at a time", 4, 1, span, False, {}),
+        ("4 shards (a category each), all at once", 4, 4, span, False, {}),
+        ("4 shards (a quarter of the days, all categories each), all at once", 4, 4, quarter, True, {}),
+        ("8 shards (a category and half each), all at once", 8, 8, (span + 1) // 2, False, {}),
+        ("for comparison: 1 shard, the tap reading 16 days at a time", 1, 1, None, False, WIDE_TAP),
     ]
-    for label, shards, at_once, periods, settings in plans:
+    for label, shards, at_once, periods, across_series, settings in plans:
         empty_tables()
         with system_database() as system_uri:
             home = Path(tempfile.mkdtemp(dir=workdir))
@@ -226,7 +238,9 @@ def measure_profile(
             if periods is None:
                 measured = one_shard(env, label)
             else:
-                measured = dagster_shards(env, workdir, label, keys=every_key, periods=periods, concurrent=at_once)
+                measured = dagster_shards(
+                    env, workdir, label, keys=every_key, periods=periods, concurrent=at_once, across=across_series
+                )
                 if len(shard_seconds(measured.output)) != shards:
                     raise SystemExit(f"{label}: {len(shard_seconds(measured.output))} shards ran, not {shards}")
         rows = loaded_rows()

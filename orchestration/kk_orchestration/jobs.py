@@ -10,6 +10,7 @@ A shards run lists partitions per asset::
             kahuna_logs: ["inapp|2026-11-16", "push|2026-11-16"]
             kaon_clickstreams: ["EXT-0001"]
           periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
+          across_series: false    # true: a shard reads every category of its days (even shards)
       build_marts_after_loads:
         config:
           enabled: true           # then dbt-postgres:build once, after every shard succeeded
@@ -54,6 +55,12 @@ class ShardsConfig(dg.Config):
         description="Backfills: consecutive days (kahuna_logs, per category) or weeks (kaon_weekly_tables) one shard"
         " reads. 1: a shard per partition (finest retries); more: fewer Meltano start-ups.",
     )
+    across_series: bool = Field(
+        default=False,
+        description="Backfills of kahuna_logs: a shard reads every category of its consecutive days (up to"
+        " periods_per_shard days; a day missing a category starts a new shard), so shards are even however"
+        " uneven the categories are. false: a shard reads one category.",
+    )
 
 
 class MartsAfterLoadsConfig(dg.Config):
@@ -76,13 +83,17 @@ def shards_run_config(
     max_concurrent: int | None = None,
     periods_per_shard: int = 1,
     *,
+    across_series: bool = False,
     build_marts: bool = False,
 ) -> dict[str, Any]:
-    """The run config of a shards run: its partitions, how many one shard reads, how many shards run at once,
-    and (``load_shards`` only) whether the dbt marts are built after the loads."""
+    """The run config of a shards run: its partitions, how many (and, ``across_series``, which series) one
+    shard reads, how many shards run at once, and (``load_shards`` only) whether the dbt marts are built after
+    the loads."""
     plan: dict[str, Any] = {"partitions": {name: list(keys) for name, keys in partitions.items()}}
     if periods_per_shard > 1:
         plan["periods_per_shard"] = periods_per_shard
+    if across_series:
+        plan["across_series"] = True
     ops: dict[str, Any] = {"plan_shards": {"config": plan}}
     if build_marts:
         ops[MARTS_AFTER_LOADS_OP] = {"config": {"enabled": True}}
@@ -124,7 +135,7 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
                 unknown = [key for key in keys if not asset.partitions_def.has_partition_key(key)]
             if unknown:
                 raise dg.Failure(f"plan_shards: {name} has no partition {unknown}")
-            for span in asset.spans(keys, config.periods_per_shard):
+            for span in asset.spans(keys, config.periods_per_shard, across_series=config.across_series):
                 yield dg.DynamicOutput((name, span), mapping_key=mapping_key(name, span[0], len(span)))
 
     @dg.op(pool=SHARD_POOL, description="One shard: meltano run --state-id-suffix <partition> of its partitions.")

@@ -5,6 +5,8 @@ variables for that one run (no tap code knows about Dagster):
 
 - ``kahuna_logs``: (category, UTC day); ``TAP_KAHUNA_LOGS_CATEGORIES`` = ``["inapp"]``,
   ``TAP_KAHUNA_LOGS_START_DATE`` = ``TAP_KAHUNA_LOGS_END_DATE`` = the day; suffix ``inapp-2026-11-16``.
+  A backfill span reads consecutive days of one category (``inapp-2026-11-01--2026-11-08``) or, across
+  series, of several (``email.inapp.push.user_merge-2026-11-01--2026-11-08``: the categories sorted, joined by ``.``).
 - ``kaon_weekly_tables``: a Kaon week (Sunday); ``TAP_KAON_INSIGHTS_START_DATE`` (its Sunday),
   ``_START_WEEK`` = ``_END_WEEK`` = the week; suffix ``week-776``.
 - ``kaon_clickstreams``: one external ID (dynamic); ``TAP_KAON_INSIGHTS_EXTERNAL_IDS``; suffix: the ID, made safe.
@@ -39,8 +41,8 @@ class ShardedAsset:
     """A partitioned asset whose every partition is one shard.
 
     Time-partitioned assets also say which series and period a partition is (``period_of``: Kahuna's
-    category and day, Kaon's week) and can read consecutive periods of one series in one shard
-    (``span_shard_for``): a backfill with fewer start-ups, at the price of coarser retries.
+    category and day, Kaon's week) and can read consecutive periods in one shard (``span_shard_for``):
+    a backfill with fewer start-ups, at the price of coarser retries.
     """
 
     name: str
@@ -57,9 +59,19 @@ class ShardedAsset:
         """The asset key (its name)."""
         return dg.AssetKey(self.name)
 
-    def spans(self, keys: Sequence[str], periods_per_shard: int) -> list[list[str]]:
-        """The keys in shards: alone, or runs of up to ``periods_per_shard`` consecutive periods of one series."""
-        if periods_per_shard <= 1 or self.period_of is None or self.span_shard_for is None:
+    def spans(self, keys: Sequence[str], periods_per_shard: int, *, across_series: bool = False) -> list[list[str]]:
+        """The keys in shards: alone, or runs of up to ``periods_per_shard`` consecutive periods.
+
+        By default a run holds one series (a category's days). ``across_series``: a run holds every series
+        of its periods (all the categories of a range of days), so that shards of a backfill are even
+        however uneven the series are; a period whose series differ from the previous one's (a category
+        missing that day) starts a new run. Without periods, one key per shard.
+        """
+        if self.period_of is None or self.span_shard_for is None:
+            return [[key] for key in keys]
+        if across_series:
+            return spans_across_series(keys, periods_per_shard, self.period_of)
+        if periods_per_shard <= 1:
             return [[key] for key in keys]
         period_of = self.period_of
         spans: list[list[str]] = []
@@ -79,6 +91,30 @@ class ShardedAsset:
         if self.span_shard_for is None:
             raise ValueError(f"{self.name}: one partition per shard, not {len(keys)}")
         return self.span_shard_for(keys)
+
+
+def spans_across_series(
+    keys: Sequence[str], periods_per_shard: int, period_of: Callable[[str], tuple[str, int]]
+) -> list[list[str]]:
+    """Runs of up to ``periods_per_shard`` consecutive periods that have the same series, with all of them."""
+    by_period: dict[int, dict[str, str]] = {}
+    for key in set(keys):
+        series, period = period_of(key)
+        by_period.setdefault(period, {})[series] = key
+    spans: list[list[str]] = []
+    run_periods = 0
+    previous: tuple[int, list[str]] | None = None
+    for period in sorted(by_period):
+        names = sorted(by_period[period])
+        period_keys = [by_period[period][name] for name in names]
+        if previous == (period - 1, names) and run_periods < periods_per_shard:
+            spans[-1].extend(period_keys)
+            run_periods += 1
+        else:
+            spans.append(period_keys)
+            run_periods = 1
+        previous = (period, names)
+    return spans
 
 
 def kahuna_partitions(settings: PartitionSettings) -> dg.MultiPartitionsDefinition:
@@ -107,13 +143,26 @@ def replay_partitions(shard_count: int) -> dg.StaticPartitionsDefinition:
 
 def kahuna_shard(category: str, day: date, last_day: date | None = None) -> Shard:
     """One category's logs of one UTC day (or of the days from ``day`` to ``last_day``)."""
+    return kahuna_categories_shard([category], day, last_day)
+
+
+def kahuna_categories_shard(categories: Sequence[str], day: date, last_day: date | None = None) -> Shard:
+    """Some categories' logs of the days from ``day`` to ``last_day`` (default: that one day), in one run.
+
+    The suffix names exactly that set of partitions, however the categories were listed: the categories
+    sorted and joined by ``.`` (no category name holds one), then the day or days. One category gives the
+    suffix of its per-category shard (``inapp-2026-11-16``): the same partitions, the same state ID.
+    """
+    if not categories:
+        raise ValueError("a Kahuna shard reads at least one category")
+    names = sorted(set(categories))
     last_day = last_day or day
     span = day.isoformat() if last_day == day else f"{day.isoformat()}--{last_day.isoformat()}"
     return Shard(
         *KAHUNA_LOAD,
-        state_id_suffix=state_id_suffix(category, span),
+        state_id_suffix=state_id_suffix(".".join(names), span),
         settings={
-            "TAP_KAHUNA_LOGS_CATEGORIES": json.dumps([category]),
+            "TAP_KAHUNA_LOGS_CATEGORIES": json.dumps(names),
             "TAP_KAHUNA_LOGS_START_DATE": day.isoformat(),
             "TAP_KAHUNA_LOGS_END_DATE": last_day.isoformat(),
         },
@@ -180,8 +229,12 @@ def sharded_assets(settings: PartitionSettings) -> dict[str, ShardedAsset]:
         return kahuna_span_for([key])
 
     def kahuna_span_for(keys: Sequence[str]) -> Shard:
-        (category, first), (_, last) = kahuna_day(keys[0]), kahuna_day(keys[-1])
-        return kahuna_shard(category, date.fromordinal(first), date.fromordinal(last))
+        periods = {kahuna_day(key) for key in keys}
+        categories = sorted({category for category, _ in periods})
+        days = sorted({day for _, day in periods})
+        if len(periods) != len(keys) or len(periods) != len(categories) * (days[-1] - days[0] + 1):
+            raise ValueError(f"kahuna_logs: {list(keys)} are not every day of a range for each of their categories")
+        return kahuna_categories_shard(categories, date.fromordinal(days[0]), date.fromordinal(days[-1]))
 
     def kaon_week(key: str) -> tuple[str, int]:
         return "", week_of(date.fromisoformat(key))

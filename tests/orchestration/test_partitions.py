@@ -13,6 +13,7 @@ import pytest
 
 from kk_orchestration.jobs import mapping_key, shards_run_config
 from kk_orchestration.partitions import (
+    kahuna_categories_shard,
     kahuna_shard,
     kaon_clickstream_shard,
     kaon_week_shard,
@@ -90,6 +91,78 @@ def test_a_backfill_shard_reads_consecutive_days_of_one_category_and_names_them(
     assert weeks.shard_of(span).settings["TAP_KAON_INSIGHTS_END_WEEK"] == "776"
     clicks = sharded_assets(SETTINGS)["kaon_clickstreams"]
     assert clicks.spans(["EXT-0001", "EXT-0000"], periods_per_shard=8) == [["EXT-0001"], ["EXT-0000"]]
+
+
+EVERY_CATEGORY = "email.inapp.push.user_merge"
+
+
+def test_a_backfill_across_categories_gives_even_shards_of_consecutive_days_with_every_category() -> None:
+    kahuna = sharded_assets(SETTINGS)["kahuna_logs"]
+    days = [date(2026, 11, day).isoformat() for day in range(1, 9)]
+    keys = [f"{category}|{day}" for category in KAHUNA_CATEGORIES for day in days]
+    spans = kahuna.spans(keys, periods_per_shard=2, across_series=True)
+    assert spans == [
+        [f"{category}|{day}" for day in pair for category in sorted(KAHUNA_CATEGORIES)]
+        for pair in (days[0:2], days[2:4], days[4:6], days[6:8])
+    ]
+    shards = [kahuna.shard_of(span) for span in spans]
+    assert [shard.state_id_suffix for shard in shards] == [
+        f"{EVERY_CATEGORY}-{first}--{last}" for first, last in (days[0:2], days[2:4], days[4:6], days[6:8])
+    ]
+    assert dict(shards[1].settings) == {
+        "TAP_KAHUNA_LOGS_CATEGORIES": '["email", "inapp", "push", "user_merge"]',
+        "TAP_KAHUNA_LOGS_START_DATE": "2026-11-03",
+        "TAP_KAHUNA_LOGS_END_DATE": "2026-11-04",
+    }
+    assert (
+        shards[0].state_id("dev") == f"dev:tap-kahuna-logs-to-target-postgres:{EVERY_CATEGORY}-2026-11-01--2026-11-02"
+    )
+    # The keys' order does not matter; every key is in exactly one shard; step mapping keys stay unique.
+    assert kahuna.spans(list(reversed(keys)), periods_per_shard=2, across_series=True) == spans
+    assert sorted(key for span in spans for key in span) == sorted(keys)
+    assert len({mapping_key("kahuna_logs", span[0], len(span)) for span in spans}) == 4
+    # One period per shard: a day per shard, every category; the default still splits by category.
+    assert len(kahuna.spans(keys, periods_per_shard=1, across_series=True)) == 8
+    assert len(kahuna.spans(keys, periods_per_shard=2)) == 16
+
+
+def test_a_day_missing_a_category_splits_a_range_across_categories() -> None:
+    kahuna = sharded_assets(SETTINGS)["kahuna_logs"]
+    days = [date(2026, 11, day).isoformat() for day in range(1, 7)]
+    keys = [
+        f"{category}|{day}" for category in KAHUNA_CATEGORIES for day in days if (category, day) != ("push", days[2])
+    ]
+    keys += [f"inapp|{date(2026, 11, 9).isoformat()}"]  # after a gap: a shard of its own
+    spans = kahuna.spans(keys, periods_per_shard=4, across_series=True)
+    assert [kahuna.shard_of(span).state_id_suffix for span in spans] == [
+        f"{EVERY_CATEGORY}-2026-11-01--2026-11-02",
+        "email.inapp.user_merge-2026-11-03",  # push is missing that day
+        f"{EVERY_CATEGORY}-2026-11-04--2026-11-06",
+        "inapp-2026-11-09",  # one category: the per-category shard's own state ID
+    ]
+    assert kahuna.shard_of(spans[1]).settings["TAP_KAHUNA_LOGS_CATEGORIES"] == '["email", "inapp", "user_merge"]'
+    assert kahuna.shard_of(spans[3]) == kahuna_shard("inapp", date(2026, 11, 9))
+    assert kahuna_categories_shard(["push", "email"], date(2026, 11, 1)).state_id_suffix == "email.push-2026-11-01"
+    with pytest.raises(ValueError, match="not every day of a range"):
+        kahuna.shard_of(["inapp|2026-11-01", "push|2026-11-02"])
+    weeks = sharded_assets(SETTINGS)["kaon_weekly_tables"]
+    (span,) = weeks.spans(["2026-11-01", "2026-11-08"], periods_per_shard=4, across_series=True)
+    assert weeks.shard_of(span).state_id_suffix == "week-774--775"
+    clicks = sharded_assets(SETTINGS)["kaon_clickstreams"]
+    assert clicks.spans(["EXT-0001", "EXT-0000"], periods_per_shard=8, across_series=True) == [
+        ["EXT-0001"],
+        ["EXT-0000"],
+    ]
+
+
+def test_a_shards_run_asks_for_shards_across_categories_only_when_told() -> None:
+    plan = shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]}, periods_per_shard=8, across_series=True)
+    assert plan["ops"]["plan_shards"]["config"] == {
+        "partitions": {"kahuna_logs": ["inapp|2026-11-16"]},
+        "periods_per_shard": 8,
+        "across_series": True,
+    }
+    assert "across_series" not in shards_run_config({"kahuna_logs": []})["ops"]["plan_shards"]["config"]
 
 
 def test_state_id_suffixes_are_file_safe_stable_and_keep_different_keys_apart() -> None:

@@ -118,3 +118,41 @@ def test_kahuna_and_kaon_partitions_load_concurrently_each_with_its_own_state(
     }
     clicks = [r["person"] for r in events if r["source"] == "kaon_click"]
     assert sorted(clicks) == sorted(key[1] for key in expected_clicks_table(kaon_data, external_ids))
+
+
+def test_backfill_shards_across_categories_load_every_category_of_their_days_under_one_state_id(
+    dagster_project: DagsterProject, start_emulator: Callable[..., EmulatorProcess], warehouse: psycopg.Connection
+) -> None:
+    kahuna = start_emulator("kahuna", "--days", str(KAHUNA_DAYS), "--logs-per-day", str(KAHUNA_LOGS_PER_DAY))
+    start = FIXED_NOW - timedelta(days=KAHUNA_DAYS - 1)
+    point_at_emulators(dagster_project.meltano, kahuna=kahuna, kahuna_start=start)
+    dataset = KahunaDataset(seed=42, now=FIXED_NOW, days=KAHUNA_DAYS, logs_per_day=KAHUNA_LOGS_PER_DAY, env="p")
+    days = dataset.days
+    keys = [kahuna_key(category, day) for category in KAHUNA_TABLES for day in days]
+
+    dagster_project.execute(
+        LOAD_SHARDS_JOB,
+        shards_run_config({"kahuna_logs": keys}, max_concurrent=2, periods_per_shard=2, across_series=True),
+    )
+
+    # Two shards (the first two days, the last one), each reading all four categories: every row once.
+    for category in KAHUNA_TABLES:
+        loaded = [comparable(row) for row in kahuna_rows(warehouse, category)]
+        assert len(loaded) == len(set(loaded)), KAHUNA_TABLES[category]
+        assert set(loaded) == {row for day in days for row in expected_kahuna_rows(dataset, category, day)}
+    pipeline = "dev:tap-kahuna-logs-to-target-postgres"
+    shard_days = {
+        f"{pipeline}:email.inapp.push.user_merge-{days[0].isoformat()}--{days[1].isoformat()}": days[1],
+        f"{pipeline}:email.inapp.push.user_merge-{days[2].isoformat()}": days[2],
+    }
+    assert dagster_project.state_ids() == set(shard_days)
+    states = dagster_project.completed_states()
+    for state_id, last_day in shard_days.items():
+        bookmarks = states[state_id]["singer_state"]["bookmarks"]
+        assert set(bookmarks) == set(KAHUNA_TABLES.values()), state_id
+        for category, stream in KAHUNA_TABLES.items():
+            assert bookmarks[stream]["day"] == last_day.isoformat(), (state_id, stream)
+            assert bookmarks[stream]["day_records_emitted"] == len(dataset.records(category, last_day))
+    assert dagster_project.materialized_partitions("kahuna_logs") == set(keys)
+    (run,) = dagster_project.runs()
+    assert len([key for key in dagster_project.step_stats(run.run_id) if key.startswith("load_shard")]) == 2
