@@ -7,6 +7,8 @@ and the local PostgreSQL (``make postgres``; ``KK_PG_PORT``), side by side in on
 - 1 shard: ``scripts/isolated_meltano.py run tap-kahuna-logs target-postgres`` over the 90 days, all four
   categories (the tap's own ``max_concurrency`` 4 days at a time per category, categories one after the
   other): the load of ``kahuna-to-postgres`` without its dbt build, the work the shards do;
+- 1 shard on Dagster: the same ``load_shards`` job as the sharded variants with all 360 partitions in one
+  shard (``periods_per_shard`` 90, ``across_series``): one shard paying the same Dagster run as 4 or 8 do;
 - 4 shards one at a time, 4 at once, 8 at once: ``dagster job execute -j load_shards`` with the 360
   (category, day) partitions, ``periods_per_shard`` 90 (a shard per category) or 45 (per category and
   half), ``max_concurrent`` 1, 4 or 8 (each shard's tap still reads 4 days at a time);
@@ -224,6 +226,7 @@ def measure_profile(
     quarter = -(-span // 4)  # days per shard of 4 balanced shards (90 days: 23, 23, 23, 21)
     plans: list[tuple[str, int, int, int | None, bool, dict[str, str]]] = [
         ("1 shard: one `meltano run`, no Dagster", 1, 1, None, False, {}),
+        ("1 shard on Dagster (the same job, every partition in one shard)", 1, 1, span, True, {}),
         ("4 shards (a category each), one at a time", 4, 1, span, False, {}),
         ("4 shards (a category each), all at once", 4, 4, span, False, {}),
         ("4 shards (a quarter of the days, all categories each), all at once", 4, 4, quarter, True, {}),
@@ -317,15 +320,19 @@ def main() -> None:
         }
     print(f"Kahuna backfill: {arguments.days} days x 4 categories, {expected:,} rows, {LATENCY_MS:.0f} ms per request")
     print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs\n")
-    print("| page_size | variant | shards | at once | seconds | CPU seconds | rows | vs 1 shard | vs one at a time |")
-    print("|---:|:--|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| page_size | variant | shards | at once | seconds | CPU seconds | rows | vs 1 shard | vs 1 shard on Dagster"
+        " | vs one at a time |"
+    )
+    print("|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|")
     for page_size, variants in results.items():
-        base, sequential = variants[0].seconds, variants[1].seconds
+        # The plain run, the one Dagster shard, the 4 shards one at a time (measure_profile's first three plans).
+        base, dagster_base, sequential = (variant.seconds for variant in variants[:3])
         for variant in variants:
             print(
                 f"| {page_size} | {variant.label} | {variant.shards} | {variant.at_once} | {variant.seconds:.1f} |"
                 f" {variant.cpu_seconds:.1f} | {variant.rows:,} | {base / variant.seconds:.2f}x |"
-                f" {sequential / variant.seconds:.2f}x |"
+                f" {dagster_base / variant.seconds:.2f}x | {sequential / variant.seconds:.2f}x |"
             )
     print("\n| start-up cost | seconds |")
     print("|:--|---:|")

@@ -3,6 +3,10 @@
 
     scripts/isolated_meltano.py run kahuna-to-warehouse
     scripts/isolated_meltano.py --environment prod schedule run kahuna-to-postgres-hourly
+    scripts/isolated_meltano.py --module kk_orchestration.meltano_config --environment dev tap-kahuna-logs
+
+``--module M`` runs ``python -m M <arguments>`` (meltano's Python) instead of meltano, the same way: for
+tools that run Meltano's command line in-process (several ``config print`` in one start-up).
 
 Meltano writes each run's files (the tap's discovered catalog ``tap.properties.json``, its config and
 state files) under ``.meltano/run/<plugin>/``: two runs of one tap at the same moment rewrite each
@@ -117,9 +121,17 @@ def isolated_environment(environ: Mapping[str, str], shared: Path, private: Path
     }
 
 
-def run_meltano(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
-    """Run ``meltano <arguments>`` in the project with a private system directory; returns its exit code."""
-    command = meltano_subcommand(arguments)
+def meltano_python() -> str:
+    """The Python that meltano runs on (its venv's), for ``--module``."""
+    executable = Path(meltano_executable())
+    candidate = executable.parent / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
+def run_meltano(arguments: Sequence[str], environ: Mapping[str, str], module: str | None = None) -> int:
+    """Run ``meltano <arguments>`` (``module``: ``python -m <module> <arguments>``) in the project with a
+    private system directory; returns its exit code."""
+    command = "" if module else meltano_subcommand(arguments)
     if command in REFUSED_COMMANDS:
         raise SystemExit(
             f"isolated_meltano: `meltano {command}` changes the shared installation: run it with plain meltano"
@@ -131,8 +143,9 @@ def run_meltano(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
         environment = isolated_environment(environ, shared, private)
         if not environ.get("MELTANO_DATABASE_URI"):
             ensure_system_database(shared / "meltano.db", environment)
+        program = [meltano_python(), "-m", module] if module else [meltano_executable()]
         child = subprocess.Popen(
-            [meltano_executable(), *arguments],
+            [*program, *arguments],
             cwd=environ.get("MELTANO_PROJECT_ROOT") or PROJECT_ROOT,
             env=environment,
         )
@@ -149,10 +162,16 @@ def run_meltano(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
 
 def main() -> None:
     """Command line: the arguments are meltano's."""
+    usage = "usage: scripts/isolated_meltano.py <meltano arguments> | --module <python module> <its arguments>"
     if len(sys.argv) < 2 or sys.argv[1] in {"-h", "--help"}:
-        print(__doc__.strip().splitlines()[0] + "\n\nusage: scripts/isolated_meltano.py <meltano arguments>")
+        print(__doc__.strip().splitlines()[0] + "\n\n" + usage)
         raise SystemExit(0 if len(sys.argv) >= 2 else 2)
-    returncode = run_meltano(sys.argv[1:], os.environ)
+    arguments, module = sys.argv[1:], None
+    if arguments[0] == "--module":
+        if len(arguments) < 2:
+            raise SystemExit(f"isolated_meltano: --module needs a module name\n{usage}")
+        module, arguments = arguments[1], arguments[2:]
+    returncode = run_meltano(arguments, os.environ, module)
     # A child killed by a signal: exit as a shell would (128 + signal), so callers see what happened.
     raise SystemExit(128 - returncode if returncode < 0 else returncode)
 

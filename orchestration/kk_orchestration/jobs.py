@@ -11,9 +11,7 @@ A shards run lists partitions per asset::
             kaon_clickstreams: ["EXT-0001"]
           periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
           across_series: false    # true: a shard reads every category of its days (even shards)
-      build_marts_after_loads:
-        config:
-          enabled: true           # then dbt-postgres:build once, after every shard succeeded
+          build_marts: true       # load_shards: then dbt-postgres:build once, after every shard succeeded
     execution:
       config:
         max_concurrent: 4
@@ -36,6 +34,8 @@ from kk_orchestration.partitions import ShardedAsset
 from kk_orchestration.shards import MeltanoProject
 
 CODE_LOCATION_MODULE = "kk_orchestration.definitions"
+# The Dagster instance's storage modules, imported once by the forkserver rather than by every step.
+STEP_PRELOAD_MODULE = "kk_orchestration.step_preload"
 LOAD_SHARDS_JOB = "load_shards"
 REPLAY_SHARDS_JOB = "kissmetrics_replay_shards"
 MARTS_AFTER_LOADS_OP = "build_marts_after_loads"
@@ -61,14 +61,10 @@ class ShardsConfig(dg.Config):
         " periods_per_shard days; a day missing a category starts a new shard), so shards are even however"
         " uneven the categories are. false: a shard reads one category.",
     )
-
-
-class MartsAfterLoadsConfig(dg.Config):
-    """Whether a load shards run ends with the dbt build, as meltano.yml's PostgreSQL load jobs do."""
-
-    enabled: bool = Field(
+    build_marts: bool = Field(
         default=False,
-        description="Build the dbt marts (dbt-postgres:build) once every shard of the run succeeded.",
+        description="load_shards: build the dbt marts (dbt-postgres:build) once every shard of the run succeeded,"
+        " as meltano.yml's PostgreSQL load jobs do. false: the build step is skipped (no process starts for it).",
     )
 
 
@@ -94,16 +90,16 @@ def shards_run_config(
         plan["periods_per_shard"] = periods_per_shard
     if across_series:
         plan["across_series"] = True
-    ops: dict[str, Any] = {"plan_shards": {"config": plan}}
     if build_marts:
-        ops[MARTS_AFTER_LOADS_OP] = {"config": {"enabled": True}}
+        plan["build_marts"] = True
     return {
-        "ops": ops,
+        "ops": {"plan_shards": {"config": plan}},
         "execution": {
             "config": {
                 "max_concurrent": max_concurrent or max_concurrent_shards(),
-                # Steps fork from a process that imported the code location once: no per-shard import.
-                "start_method": {"forkserver": {"preload_modules": [CODE_LOCATION_MODULE]}},
+                # Steps fork from a process that imported the code location and the instance's storage
+                # once: no per-shard import.
+                "start_method": {"forkserver": {"preload_modules": [CODE_LOCATION_MODULE, STEP_PRELOAD_MODULE]}},
             }
         },
     }
@@ -121,11 +117,17 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
     replay job (the dbt build, then the replay shards)."""
 
     @dg.op(
-        out=dg.DynamicOut(),
+        out={
+            "shards": dg.DynamicOut(),
+            # Yielded only with build_marts: without it the build step is skipped before any process starts.
+            "marts": dg.Out(dg.Nothing, is_required=False),
+        },
         ins={"after": dg.In(dg.Nothing)},
         description="One output per (asset, partition) of the run config; unknown names or keys stop the run.",
     )
-    def plan_shards(context: dg.OpExecutionContext, config: ShardsConfig) -> Iterator[dg.DynamicOutput[Any]]:
+    def plan_shards(
+        context: dg.OpExecutionContext, config: ShardsConfig
+    ) -> Iterator[dg.DynamicOutput[Any] | dg.Output[None]]:
         for name, keys in config.partitions.items():
             asset = sharded.get(name)
             if asset is None:
@@ -136,7 +138,10 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
             if unknown:
                 raise dg.Failure(f"plan_shards: {name} has no partition {unknown}")
             for span in asset.spans(keys, config.periods_per_shard, across_series=config.across_series):
-                yield dg.DynamicOutput((name, span), mapping_key=mapping_key(name, span[0], len(span)))
+                key = mapping_key(name, span[0], len(span))
+                yield dg.DynamicOutput((name, span), output_name="shards", mapping_key=key)
+        if config.build_marts:
+            yield dg.Output(None, output_name="marts")
 
     @dg.op(pool=SHARD_POOL, description="One shard: meltano run --state-id-suffix <partition> of its partitions.")
     def load_shard(context: dg.OpExecutionContext, target: tuple[str, list[str]], meltano: MeltanoProject) -> None:
@@ -153,15 +158,11 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
 
     @dg.op(
         name=MARTS_AFTER_LOADS_OP,
-        ins={"loaded": dg.In(dg.Nothing)},
-        description="With `enabled`: build the dbt marts (dbt-postgres:build) once every shard succeeded.",
+        ins={"loaded": dg.In(dg.Nothing), "asked": dg.In(dg.Nothing)},
+        description="With plan_shards' `build_marts`: build the dbt marts (dbt-postgres:build) once every shard"
+        " succeeded; skipped otherwise.",
     )
-    def build_marts_after_loads(
-        context: dg.OpExecutionContext, config: MartsAfterLoadsConfig, meltano: MeltanoProject
-    ) -> None:
-        if not config.enabled:
-            context.log.info("dbt build not asked for (build_marts_after_loads: enabled: false)")
-            return
+    def build_marts_after_loads(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
         metadata = build_marts(context, meltano)
         context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_MARTS, metadata=metadata))
 
@@ -175,7 +176,8 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
         config=shards_run_config({}),
     )
     def load_shards() -> None:
-        build_marts_after_loads(loaded=plan_shards().map(load_shard).collect())
+        planned = plan_shards()
+        build_marts_after_loads(loaded=planned.shards.map(load_shard).collect(), asked=planned.marts)
 
     @dg.job(
         name=REPLAY_SHARDS_JOB,
@@ -184,7 +186,7 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
         config=shards_run_config({"kissmetrics_replay": replay_keys}),
     )
     def kissmetrics_replay_shards() -> None:
-        plan_shards(after=build_kissmetrics_marts()).map(load_shard)
+        plan_shards(after=build_kissmetrics_marts()).shards.map(load_shard)
 
     return [load_shards, kissmetrics_replay_shards]
 

@@ -5,6 +5,9 @@
 - a worker buffers one day of its category (``DayRecords``: in memory up to ``day_buffer_mb``, then in a temporary
   file, so memory stays flat however big a day is); up to ``max_concurrency`` days are read at once and emitted in
   day order (``connector_common.concurrency.ordered_map``);
+- the days of all the categories a sync reads are one queue (``DayReadAhead``, in the order the streams sync): while
+  the last days of one category are read, the workers left idle start the next category's first days, so a run of
+  four categories keeps ``max_concurrency`` requests in flight from its first day to its last;
 - a record's key is ``log_date`` + ``log_position`` (its 0-based ordinal among that category's records of that
   day). Records only ever get appended to a day, so positions stay stable when today's partial day is read again,
   genuine repeats keep distinct keys, and a re-sent record keeps its key;
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import threading
 import typing as t
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
+from itertools import islice
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
@@ -35,6 +40,9 @@ from tap_kahuna_logs.day_reader import DayReader, OverfullMinuteError
 from tap_kahuna_logs.progress import DayProgress, progress_from_bookmark
 from tap_kahuna_logs.records import log_record
 
+if t.TYPE_CHECKING:
+    from tap_kahuna_logs.tap import TapKahunaLogs
+
 
 @dataclass
 class DayRead:
@@ -45,6 +53,58 @@ class DayRead:
     records: DayRecords
     emit_count: int  # every record, or those before a minute that could not be read
     stop: OverfullMinuteError | None = None  # raised once the records before that minute have left
+
+
+class DayReadAhead:
+    """The days of every stream a sync reads, in one queue of at most ``max_concurrency`` reads at once.
+
+    The streams sync one after the other (singer-sdk: the selected ones, by name), each emitting its days
+    in order; their reads need not wait: the queue lists every (stream, day) in that order, so while a
+    stream's last days are read the next stream's first ones start. Results are held as ``ordered_map``
+    holds them (at most twice ``max_concurrency`` days ahead); each stream takes its own days when its sync
+    asks. A stream that is not next in the queue (the SDK synced another order) reads its days alone.
+    """
+
+    def __init__(self, streams: Sequence[DailyLogStream]) -> None:
+        self.streams = list(streams)
+        self._reads: Generator[DayRead, None, None] | None = None
+        self._planned: deque[tuple[DailyLogStream, int]] = deque()  # (stream, its number of days), sync order
+        self._closed = False
+
+    @property
+    def finished(self) -> bool:
+        """Every planned stream took its days (or the queue was closed)."""
+        return self._closed or (self._reads is not None and not self._planned)
+
+    def day_reads(self, stream: DailyLogStream) -> Iterator[DayRead] | None:
+        """``stream``'s days, read ahead, in day order; None if it is not the next stream of the queue."""
+        if self._closed:
+            return None
+        if self._reads is None:
+            # Planned when the first stream syncs: the catalog is applied and every stream's state prepared.
+            syncing = sorted(
+                (planned for planned in self.streams if planned.selected and not planned.parent_stream_type),
+                key=lambda planned: planned.name,
+            )
+            plan = [(planned, planned.days_to_read()) for planned in syncing]
+            for planned, _ in plan:
+                _ = planned.retrying_sender  # built once, before the workers share it
+            self._planned.extend((planned, len(days)) for planned, days in plan)
+            items = [(planned, day) for planned, days in plan for day in days]
+            workers = stream.settings.max_concurrency  # the tap's setting, shared by its streams
+            self._reads = ordered_map(lambda item: item[0].read_day(item[1]), items, workers)
+        if not self._planned or self._planned[0][0] is not stream:
+            return None
+        _, count = self._planned.popleft()
+        return islice(self._reads, count)
+
+    def close(self) -> None:
+        """Stop the reads still going (waiting for the workers) and release every day buffered."""
+        self._closed = True
+        if self._reads is not None:
+            self._reads.close()
+        for stream in self.streams:
+            stream.close_day_buffers()
 
 
 class DailyLogStream(KahunaClient):
@@ -64,6 +124,14 @@ class DailyLogStream(KahunaClient):
     #: Known scalar fields by JSON type; anything else goes to ``extra``.
     string_fields: tuple[str, ...] = ()
     boolean_fields: tuple[str, ...] = ()
+
+    @override
+    def __init__(self, tap: TapKahunaLogs, **kwargs: t.Any) -> None:
+        super().__init__(tap, **kwargs)
+        #: The tap's queue of every stream's days (``TapKahunaLogs.discover_streams``); None: this stream reads alone.
+        self.read_ahead: DayReadAhead | None = None
+        self._day_buffers: list[DayRecords] = []
+        self._day_buffers_lock = threading.Lock()
 
     # --- reading a day -------------------------------------------------------------
     def read_day(self, day: date) -> DayRead:
@@ -115,18 +183,35 @@ class DailyLogStream(KahunaClient):
     @override
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> Iterator[dict]:
         """Every record from the bookmark on, in day order, updating the bookmark as records leave."""
+        queued = self.read_ahead.day_reads(self) if self.read_ahead is not None else None
+        if queued is not None:
+            completed = False
+            try:
+                for day_read in queued:
+                    yield from self._emit_day(day_read)
+                completed = True
+            finally:
+                self.close_day_buffers()
+                assert self.read_ahead is not None
+                if not completed or self.read_ahead.finished:  # a failed sync stops the reads of the streams after
+                    self.read_ahead.close()
+            return
         days = self.days_to_read()
         _ = self.retrying_sender  # built once, before the day workers share it
-        self._day_buffers: list[DayRecords] = []
-        self._day_buffers_lock = threading.Lock()
         day_reads = ordered_map(self.read_day, days, self.settings.max_concurrency)
         try:
             for day_read in day_reads:
                 yield from self._emit_day(day_read)
         finally:
             day_reads.close()  # waits for the workers still reading
-            for buffer in self._day_buffers:
-                buffer.close()
+            self.close_day_buffers()
+
+    def close_day_buffers(self) -> None:
+        """Release the days this stream buffered (memory or temporary files)."""
+        with self._day_buffers_lock:
+            buffers, self._day_buffers = self._day_buffers, []
+        for buffer in buffers:
+            buffer.close()
 
     def _emit_day(self, day_read: DayRead) -> Iterator[dict]:
         """One day's records in order, the bookmark moving with them, then a STATE (and the day's stop, if any)."""

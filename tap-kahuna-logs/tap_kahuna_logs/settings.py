@@ -57,7 +57,10 @@ class KahunaSettings(PluginSettings):
         options=TIMESTAMP_FORMATS,
     )
     max_concurrency: int = setting(
-        "Days read at once per stream (1 to 32); records still leave in day order.", default=4, minimum=1, maximum=32
+        "Days read at once, across the categories (1 to 32); each category's records still leave in day order.",
+        default=4,
+        minimum=1,
+        maximum=32,
     )
     day_buffer_mb: float = setting(
         "Memory (MB) one day of one category may take while it waits for its turn; larger days go to a temporary file.",

@@ -9,6 +9,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
 from tap_kahuna_logs.connector_common.plugin import ConnectorTap
+from tap_kahuna_logs.days import DayReadAhead
 from tap_kahuna_logs.settings import CATEGORIES, KahunaSettings
 from tap_kahuna_logs.streams import STREAM_TYPES
 
@@ -33,7 +34,11 @@ class TapKahunaLogs(ConnectorTap):
     def discover_streams(self) -> list[Stream]:
         """One stream per configured category (every category while the config is not valid: discovery)."""
         categories = self.config.get("categories") or CATEGORIES
-        return [STREAM_TYPES[category](tap=self) for category in CATEGORIES if category in categories]
+        streams = [STREAM_TYPES[category](tap=self) for category in CATEGORIES if category in categories]
+        read_ahead = DayReadAhead(streams)  # one queue of days for the whole sync
+        for stream in streams:
+            stream.read_ahead = read_ahead
+        return list(streams)
 
 
 if __name__ == "__main__":

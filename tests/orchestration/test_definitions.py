@@ -102,7 +102,7 @@ def test_the_postgres_schedules_run_the_dbt_build_where_their_meltano_jobs_do(de
     at = datetime.combine(TODAY, time(2, 30), tzinfo=timezone.utc)
     with dg.instance_for_test() as instance:
         for load in ("kahuna_to_postgres_hourly", "kaon_to_postgres_daily"):
-            assert tick_ops(defs, load, instance, at)["build_marts_after_loads"] == {"config": {"enabled": True}}
+            assert tick_ops(defs, load, instance, at)["plan_shards"]["config"]["build_marts"] is True
         replay = tick_ops(defs, "postgres_to_kissmetrics_hourly", instance, at)
     assert replay == {"plan_shards": {"config": {"partitions": {"kissmetrics_replay": REPLAY_KEYS}}}}
     # The replay job's first step is the dbt build; every shard waits for it.

@@ -6,6 +6,7 @@ Without it both rewrite ``.meltano/run/tap-kahuna-logs/tap.properties.json`` and
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,39 @@ def test_the_launcher_removes_its_private_directory_and_passes_the_exit_code_on(
     assert "no-such-job" in failed.stderr
     assert list(private_root.iterdir()) == []
     shutil.rmtree(private_root)
+
+
+def test_the_launcher_runs_a_python_module_with_the_same_private_system_directory(
+    project: MeltanoProject, tmp_path: Path
+) -> None:
+    (tmp_path / "show_isolation.py").write_text(
+        "import json, os, sys\n"
+        "sys_dir = os.environ['MELTANO_SYS_DIR_ROOT']\n"
+        "links = {name: os.path.realpath(os.path.join(sys_dir, name)) for name in os.listdir(sys_dir)}\n"
+        "print(json.dumps([sys_dir, links, os.environ['MELTANO_DATABASE_URI'], sys.argv[1:]]))\n"
+        "raise SystemExit(3)\n"
+    )
+    project.settings["PYTHONPATH"] = str(tmp_path)
+
+    shown = subprocess.run(
+        [*project.command("--module", "show_isolation", "--flag", "value")],
+        cwd=PROJECT_ROOT,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert shown.returncode == 3  # the module's exit status, passed on
+    sys_dir, links, database, arguments = json.loads(shown.stdout)
+    assert sys_dir != str(project.sys_dir())  # private,
+    assert not Path(sys_dir).exists()  # and removed afterwards
+    shared = project.sys_dir().resolve()
+    for installed in ("extractors", "loaders", "utilities"):  # the installation linked
+        assert links[installed] == str((shared / installed).resolve())
+    assert Path(links.get("run", sys_dir)).resolve().parent != shared  # no shared run files
+    assert database == f"sqlite:///{project.sys_dir().resolve() / 'meltano.db'}"
+    assert arguments == ["--flag", "value"]
+    missing = subprocess.run([sys.executable, str(LAUNCHER), "--module"], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0
+    assert "--module needs a module name" in missing.stderr

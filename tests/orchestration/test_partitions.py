@@ -216,11 +216,13 @@ def test_step_mapping_keys_are_valid_and_unique() -> None:
     assert all(key.replace("_", "").isalnum() for key in keys)
 
 
-def test_a_shards_run_forks_its_steps_from_one_import_of_the_code_location() -> None:
+def test_a_shards_run_forks_its_steps_from_one_import_of_the_code_location_and_the_instance_storage() -> None:
     execution = shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]}, max_concurrent=8)["execution"]["config"]
     assert execution == {
         "max_concurrent": 8,
-        "start_method": {"forkserver": {"preload_modules": ["kk_orchestration.definitions"]}},
+        "start_method": {
+            "forkserver": {"preload_modules": ["kk_orchestration.definitions", "kk_orchestration.step_preload"]}
+        },
     }
 
 
@@ -238,9 +240,10 @@ def test_the_replay_follows_only_runs_that_loaded_what_the_marts_read() -> None:
 
 
 def test_a_load_shards_run_ends_with_the_dbt_build_only_when_asked() -> None:
-    assert "build_marts_after_loads" not in shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]})["ops"]
+    assert "build_marts" not in shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]})["ops"]["plan_shards"]["config"]
     asked = shards_run_config({"kahuna_logs": ["inapp|2026-11-16"]}, build_marts=True)["ops"]
-    assert asked["build_marts_after_loads"] == {"config": {"enabled": True}}
+    planned = {"partitions": {"kahuna_logs": ["inapp|2026-11-16"]}, "build_marts": True}
+    assert asked == {"plan_shards": {"config": planned}}
 
 
 def test_a_concurrent_table_creation_is_told_from_other_failures() -> None:

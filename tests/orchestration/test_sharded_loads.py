@@ -155,4 +155,9 @@ def test_backfill_shards_across_categories_load_every_category_of_their_days_und
             assert bookmarks[stream]["day_records_emitted"] == len(dataset.records(category, last_day))
     assert dagster_project.materialized_partitions("kahuna_logs") == set(keys)
     (run,) = dagster_project.runs()
-    assert len([key for key in dagster_project.step_stats(run.run_id) if key.startswith("load_shard")]) == 2
+    steps = dagster_project.step_stats(run.run_id)
+    assert len([key for key in steps if key.startswith("load_shard")]) == 2
+    # No build_marts asked: the dbt build step is skipped (no process, no dbt run), the marts untouched.
+    assert steps["build_marts_after_loads"].status.value == "SKIPPED"
+    assert steps["build_marts_after_loads"].start_time is None
+    assert dagster_project.materialization_count("kissmetrics_marts") == 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emulators.testing import EmulatorProcess
+from tap_kahuna_logs.days import DayReadAhead
+from tap_kahuna_logs.tap import TapKahunaLogs
 from tests.support.cli import PluginRun
-from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, dataset, expected_rows, keys
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, dataset, expected_rows, first_day, keys
 
 
 def test_max_concurrency_4_and_1_give_identical_output(
@@ -30,3 +32,45 @@ def test_state_messages_follow_day_order_under_concurrency(
     days = [state["bookmarks"]["push_logs"]["day"] for state in run.states if "push_logs" in state.get("bookmarks", {})]
     assert days == sorted(days)
     assert sorted(set(days)) == [day.isoformat() for day in dataset().days]
+
+
+def test_the_next_category_is_read_while_the_one_before_finishes_and_nothing_changes_in_the_output(
+    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+) -> None:
+    clean_emulator.set_faults(latency_ms=20.0)
+    day = first_day().isoformat()
+    one_day = {"categories": ["inapp", "push"], "start_date": day, "end_date": day, "page_size": 5}
+
+    queued = run_tap(base_config(clean_emulator, max_concurrency=2, **one_day))
+    log = clean_emulator.requests()
+    clean_emulator.reset()
+    serial = run_tap(base_config(clean_emulator, max_concurrency=1, **one_day))
+
+    assert queued.returncode == serial.returncode == 0, queued.stderr[-2000:] + serial.stderr[-2000:]
+    # One queue of days across the categories: push's day was read beside inapp's, not after it (the request log).
+    categories = [entry["json"]["categories_to_return"][0] for entry in log]
+    last_inapp = len(categories) - 1 - categories[::-1].index("inapp")
+    assert categories.index("push") < last_inapp
+    assert categories.count("inapp") > 3  # chains of several pages each
+    assert categories.count("push") > 3
+    # The streams still sync one after the other, each in day order: the same records and state as serially.
+    assert queued.records == serial.records
+    assert queued.final_state == serial.final_state
+    assert list(queued.records) == ["inapp_logs", "push_logs"]
+    for category in ("inapp", "push"):
+        expected = [(d, p) for d, p, _ in expected_rows(category) if d == day]
+        assert keys(queued.records[STREAMS[category]]) == expected
+
+
+def test_a_stream_that_is_not_next_in_the_queue_reads_its_own_days(clean_emulator: EmulatorProcess) -> None:
+    tap = TapKahunaLogs(config=base_config(clean_emulator, categories=["inapp", "push"]), validate_config=True)
+    inapp, push = tap.streams["inapp_logs"], tap.streams["push_logs"]
+    queue = DayReadAhead([inapp, push])
+    try:
+        assert queue.day_reads(push) is None  # planned after inapp: push would read alone
+        reads = queue.day_reads(inapp)
+        assert reads is not None
+        assert [read.start.day for read in reads] == dataset().days
+        assert queue.day_reads(inapp) is None  # taken once
+    finally:
+        queue.close()
