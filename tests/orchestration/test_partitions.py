@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -316,3 +319,24 @@ def test_a_failed_meltano_command_is_explained_by_its_error_line() -> None:
     )
     assert meltano_error(stderr) == "Could not parse SQLAlchemy URL from given URL string"
     assert meltano_error("one line\n") == "one line"
+
+
+def test_the_forkserver_preload_imports_the_instance_storage_without_opening_it(tmp_path: Path) -> None:
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    script = "import json, kk_orchestration.step_preload as p; print(json.dumps([m.__name__ for m in p.PRELOADED]))"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    preloaded = json.loads(result.stdout)
+    # The step's DagsterInstance.from_ref needs these; a step forked after the preload imports none of them.
+    assert "dagster._core.storage.sqlite_storage" in preloaded
+    assert "dagster._core.storage.runs" in preloaded
+    assert "dagster._core.storage.event_log" in preloaded
+    assert "dagster._core.storage.local_compute_log_manager" in preloaded
+    assert sorted(path.name for path in home.iterdir()) == ["dagster.yaml"]  # no storage created, nothing opened
