@@ -40,7 +40,12 @@ MELTANO_STAMP := .meltano/.installed
 MELTANO_MOVED := $(shell test "$$(cat $(MELTANO_STAMP) 2>/dev/null)" = "$(CURDIR)" || echo force-meltano-install)
 .PHONY: force-meltano-install
 $(MELTANO_STAMP): $(STAMP) meltano.yml plugins.meltano.yml $(foreach p,$(PACKAGES),$(p)/pyproject.toml) $(MELTANO_MOVED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/meltano install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" UV_COMPILE_BYTECODE=1 $(VENV)/bin/meltano install
+	# uv writes no bytecode unless asked, and where PYTHONDONTWRITEBYTECODE is set nothing caches it later: every
+	# tap, target and dbt start compiled singer-sdk, SQLAlchemy and the rest again (target-postgres 1.4 s to
+	# import instead of 0.6 s). Compile the plugins' venvs and the editable sources once (files that are never
+	# imported and do not compile are left alone).
+	$(VENV)/bin/python -m compileall -q -j 0 .meltano/*/*/venv/lib $(PACKAGES) > /dev/null || true
 	echo "$(CURDIR)" > $(MELTANO_STAMP)
 
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
@@ -56,7 +61,8 @@ SNOWFLAKE_CHECK_VENV := .venv-snowflake-check
 SNOWFLAKE_CHECK_REQUIREMENTS := tests/transform/requirements-snowflake-check.txt
 $(SNOWFLAKE_CHECK_VENV)/.installed: $(STAMP) $(SNOWFLAKE_CHECK_REQUIREMENTS)
 	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PY) $(SNOWFLAKE_CHECK_VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(SNOWFLAKE_CHECK_VENV) $(VENV)/bin/uv pip install --quiet -r $(SNOWFLAKE_CHECK_REQUIREMENTS)
+	VIRTUAL_ENV=$(CURDIR)/$(SNOWFLAKE_CHECK_VENV) $(VENV)/bin/uv pip install --quiet --compile-bytecode \
+		-r $(SNOWFLAKE_CHECK_REQUIREMENTS)
 	touch $@
 
 snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fakesnow for the offline Snowflake checks
