@@ -92,7 +92,9 @@ def setting_definition(name: str, schema: dict[str, Any]) -> dict[str, Any]:
         setting["kind"] = "options"
         setting["options"] = [{"label": str(value), "value": value} for value in schema["enum"]]
     elif main == "string" and schema.get("format") == "date":
-        setting["kind"] = "date_iso8601"
+        # Meltano parses a date_iso8601 value leniently before the plugin sees it (2026-31-01 became 2026-01-31,
+        # "yesterday" a date-time): as a string the user's text reaches the plugin, whose check is strict.
+        setting["kind"] = "string"
     elif main == "number":
         # Meltano 4.4.1 cannot pass a `decimal` setting from an environment variable (Decimal is not JSON
         # serializable); the plugins read "0.5" as 0.5, so fractional settings are strings to Meltano.

@@ -26,10 +26,11 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 import types
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from singer_sdk import typing as th
@@ -40,6 +41,8 @@ Rule = Callable[[t.Any], "str | None"]
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
 _METADATA_KEY = "connector_setting"
+#: ``2026-11-01``, optionally with an ISO time of day and offset (``2026-11-01T00:00:00Z``), nothing else.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -413,19 +416,25 @@ def _as_boolean(value: t.Any) -> tuple[t.Any, str | None]:
 
 
 def _as_date(value: t.Any) -> tuple[t.Any, str | None]:
+    """Only ``YYYY-MM-DD`` (or an ISO 8601 date-time of that day): no other order of day and month is guessed."""
     if isinstance(value, datetime):
         return value.date().isoformat(), None
     if isinstance(value, date):
         return value.isoformat(), None
-    if isinstance(value, str):
-        text = value.strip()
+    if isinstance(value, str) and _ISO_DATE.fullmatch(text := value.strip()):
         try:
-            if "T" in text or " " in text:
-                return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat(), None
-            return date.fromisoformat(text).isoformat(), None
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat(), None
         except ValueError:
-            pass
+            pass  # a month over 12, a day past the month's end or an hour over 23
     return None, f"must be a date like 2026-11-01 (got {_shown(value)})"
+
+
+def not_in_future(value: t.Any) -> str | None:
+    """A date setting's rule: a day after today (UTC) would sync nothing and say nothing, so it is refused."""
+    today = datetime.now(timezone.utc).date()
+    if date.fromisoformat(str(value)[:10]) > today:
+        return f"is in the future ({value}; today is {today.isoformat()} UTC): nothing could be synced"
+    return None
 
 
 def _as_string_list(value: t.Any) -> tuple[t.Any, str | None]:

@@ -11,7 +11,7 @@ from tap_kahuna_logs.connector_common.retry import (
     max_retries_setting,
     request_timeout_setting,
 )
-from tap_kahuna_logs.connector_common.settings import PluginSettings, setting
+from tap_kahuna_logs.connector_common.settings import PluginSettings, not_in_future, setting
 from tap_kahuna_logs.connector_common.urls import service_url_rule
 
 DEFAULT_API_URL = "https://tap-nexus.appspot.com/api/kahunalogs"
@@ -35,7 +35,11 @@ class KahunaSettings(PluginSettings):
         default=DEFAULT_API_URL,
         rule=service_url_rule("the credentials travel in every request"),
     )
-    start_date: date = setting("First UTC day to read (YYYY-MM-DD) when there is no bookmark.", required=True)
+    start_date: date = setting(
+        "First UTC day to read (YYYY-MM-DD, not after today) when there is no bookmark.",
+        required=True,
+        rule=not_in_future,
+    )
     end_date: date | None = setting("Last UTC day to read (YYYY-MM-DD); default: today (UTC).")
     categories: tuple[str, ...] = setting(
         "Log categories to read: inapp, push, email, user_merge (one stream each).",

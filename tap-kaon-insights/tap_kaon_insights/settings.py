@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timezone
 
 from singer_sdk import typing as th
 
@@ -14,7 +14,7 @@ from tap_kaon_insights.connector_common.retry import (
     max_retries_setting,
     request_timeout_setting,
 )
-from tap_kaon_insights.connector_common.settings import PluginSettings, setting
+from tap_kaon_insights.connector_common.settings import PluginSettings, not_in_future, setting
 from tap_kaon_insights.connector_common.urls import service_url_rule
 from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK, week_of
 
@@ -71,7 +71,10 @@ class KaonSettings(PluginSettings):
         default=FIRST_FULL_DATA_WEEK,
         minimum=0,
     )
-    start_date: date | None = setting("Alternative to start_week: sync from the week containing this date.")
+    start_date: date | None = setting(
+        "Alternative to start_week: sync from the week containing this date (YYYY-MM-DD, not after today).",
+        rule=not_in_future,
+    )
     end_week: int | None = setting("Last week to sync (default: the current week).", minimum=0)
     paths: tuple[str, ...] = setting(
         "Paths (URL-encoded, as the hits table shows them) whose weekly history path_hits syncs.", default=[]
@@ -110,7 +113,10 @@ class KaonSettings(PluginSettings):
         object.__setattr__(self, "endpoints", types.MappingProxyType({**DEFAULT_ENDPOINTS, **self.endpoints}))
 
     def problems(self) -> list[str]:
-        """The week range must not run backwards."""
+        """The week range must not run backwards, nor start after this week."""
         if self.end_week is not None and self.end_week < self.start_week:
             return [f"end_week {self.end_week} is before start_week {self.start_week}"]
+        current_week = week_of(datetime.now(timezone.utc).date())
+        if self.start_week > current_week:
+            return [f"start_week {self.start_week} is in the future (this is week {current_week}): nothing to sync"]
         return []
