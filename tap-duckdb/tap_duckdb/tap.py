@@ -27,6 +27,18 @@ class TapDuckDB(ConnectorTap, SQLTap):
     #: The connector names what to fix in its own errors; DuckDB's other errors are one line too.
     reported_errors: t.ClassVar[tuple[type[BaseException], ...]] = (ConnectorError, sa.exc.DBAPIError, duckdb.Error)
 
+    @override
+    def sync_all(self) -> None:
+        """Read every selected stream; with none selected the run would end with nothing read and exit 0: it stops."""
+        if not any(stream.selected for stream in self.streams.values()):
+            settings = self.load_settings(DuckDBSettings)
+            raise ConnectorError(
+                f"nothing to read: no table or view of {settings.path} is selected ({len(self.streams)} discovered "
+                "with filter_schemas and filter_tables); check path, those filters and the catalog's selection "
+                "(for the replay of the marts: run dbt build first)"
+            )
+        super().sync_all()
+
     @classmethod
     @override
     def describe_error(cls, error: BaseException) -> str:
