@@ -148,6 +148,23 @@ def quiet_backoff_logging(logger: logging.Logger) -> None:
         logger.addFilter(BackoffLinesFilter())
 
 
+class CheckedSyncTap(Tap):
+    """A tap hook before the first stream of a sync (``Tap.sync_all`` is final).
+
+    ``Tap.sync_all`` calls its private ``_set_compatible_replication_methods`` first, before any stream is read and
+    before the incoming STATE is written again; :meth:`check_before_sync` runs there and may raise to stop the run
+    with nothing read and no STATE. Discovery and ``--about`` do not call it.
+    """
+
+    def check_before_sync(self) -> None:
+        """Raise a :class:`ConnectorError` when the sync cannot do anything useful (here: no check)."""
+
+    @override
+    def _set_compatible_replication_methods(self) -> None:
+        self.check_before_sync()
+        super()._set_compatible_replication_methods()
+
+
 class StateFlushingTarget(Target):
     """Target hooks on the SDK's private message handlers and state writer (``_process_record_message``,
     ``_process_state_message``, ``_write_state_message``).

@@ -12,11 +12,12 @@ from typing_extensions import override
 from tap_duckdb.connector import DUCKDB_SYSTEM_SCHEMAS, first_line
 from tap_duckdb.connector_common.errors import ConnectorError
 from tap_duckdb.connector_common.plugin import ConnectorTap
+from tap_duckdb.connector_common.sdk_compat import CheckedSyncTap
 from tap_duckdb.settings import DuckDBSettings
 from tap_duckdb.streams import DuckDBStream
 
 
-class TapDuckDB(ConnectorTap, SQLTap):
+class TapDuckDB(ConnectorTap, CheckedSyncTap, SQLTap):
     """Singer tap for DuckDB files: every table and view, full table or incremental, read-only."""
 
     name = "tap-duckdb"
@@ -28,8 +29,8 @@ class TapDuckDB(ConnectorTap, SQLTap):
     reported_errors: t.ClassVar[tuple[type[BaseException], ...]] = (ConnectorError, sa.exc.DBAPIError, duckdb.Error)
 
     @override
-    def sync_all(self) -> None:
-        """Read every selected stream; with none selected the run would end with nothing read and exit 0: it stops."""
+    def check_before_sync(self) -> None:
+        """With no stream selected the run would end with nothing read and exit 0: it stops before reading."""
         if not any(stream.selected for stream in self.streams.values()):
             settings = self.load_settings(DuckDBSettings)
             raise ConnectorError(
@@ -37,7 +38,6 @@ class TapDuckDB(ConnectorTap, SQLTap):
                 "with filter_schemas and filter_tables); check path, those filters and the catalog's selection "
                 "(for the replay of the marts: run dbt build first)"
             )
-        super().sync_all()
 
     @classmethod
     @override

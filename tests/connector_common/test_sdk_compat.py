@@ -297,3 +297,40 @@ def test_batch_messages_reach_the_hook_and_their_records_take_the_record_path(tm
     assert [record["id"] for record, _ in _CheckingSink.seen] == [0, 1, 2, 3]
     assert [problems for _, problems in _CheckingSink.seen] == [[], ["no odd ids"], [], ["no odd ids"]]
     assert isinstance(_CheckingSink.seen[0][0]["at"], datetime.datetime), "batch records are parsed as records are"
+
+
+def test_checked_sync_tap_checks_before_any_stream_is_read_or_state_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Tap.sync_all`` (final) calls ``_set_compatible_replication_methods`` before it writes the STATE or syncs."""
+    source = inspect.getsource(Tap.sync_all)
+    assert source.index("self._set_compatible_replication_methods()") < source.index("write_state")
+    assert source.index("self._set_compatible_replication_methods()") < source.index("stream.sync()")
+    events: list[str] = []
+
+    class Numbers(Stream):
+        name = "numbers"
+        schema = th.PropertiesList(th.Property("n", th.IntegerType)).to_dict()
+
+        def get_records(self, context: t.Any) -> t.Iterable[dict]:
+            events.append("read")
+            yield {"n": 1}
+
+    class Refusing(sdk_compat.CheckedSyncTap):
+        name = "tap-refusing"
+        config_jsonschema = th.PropertiesList().to_dict()
+
+        def discover_streams(self) -> list[Stream]:
+            return [Numbers(self)]
+
+        def check_before_sync(self) -> None:
+            events.append("check")
+            raise sdk_compat.ConnectorError("nothing to read")
+
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    tap = Refusing(config={}, state={"bookmarks": {"numbers": {"replication_key_value": 1}}})
+    with pytest.raises(sdk_compat.ConnectorError, match="nothing to read"):
+        tap.sync_all()
+    assert events == ["check"], "the check ran first, and no stream was read"
+    assert stdout.getvalue() == "", "no STATE (nor anything else) was written before the check"
