@@ -15,7 +15,7 @@ KK_PG_PORT ?= 55432
 # Meltano's system database for sharded runs: the local server's kk_meltano (scripts/postgres.sh creates it).
 KK_MELTANO_DATABASE_URI ?= postgresql+psycopg://kk:kk-dev-password@127.0.0.1:$(KK_PG_PORT)/kk_meltano
 
-.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres snowflake-check-venv run dagster-dev chromium
+.PHONY: help venv lint format test test-fast demo bench clean meltano-install postgres postgres-stop snowflake-check-venv run dagster-dev chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ snowflake-check-venv: $(SNOWFLAKE_CHECK_VENV)/.installed ## dbt-snowflake + fake
 
 postgres: ## Start PostgreSQL on 127.0.0.1:$$KK_PG_PORT (default 55432; installs it with apt-get when missing)
 	scripts/postgres.sh
+
+postgres-stop: ## Stop the PostgreSQL that make postgres started on $$KK_PG_PORT (its data is kept)
+	scripts/postgres.sh stop
 
 TYPED_PACKAGES := connector_common tap_kaon_insights tap_kahuna_logs tap_duckdb target_kissmetrics emulators kk_orchestration
 

@@ -4,7 +4,8 @@
 # Idempotent: when this checkout's server already answers there it only makes sure the user and databases
 # exist; a port held by anything else (another checkout's cluster, another program) stops it with one line
 # naming KK_PG_PORT. Installs PostgreSQL with apt-get when no initdb is found (needs root, as `make test` on a
-# fresh CI machine has).
+# fresh CI machine has). `postgres.sh stop` (make postgres-stop) stops this checkout's server on that port and
+# keeps its data; it never stops another server.
 set -euo pipefail
 
 PORT="${KK_PG_PORT:-55432}"
@@ -66,6 +67,23 @@ ours_is_running() {  # postmaster.pid: line 1 the server's pid, line 4 its port
     [[ -f "$DATA_DIR/postmaster.pid" ]] && [[ "$(sed -n 4p "$DATA_DIR/postmaster.pid")" == "$PORT" ]] &&
         kill -0 "$(head -n 1 "$DATA_DIR/postmaster.pid")" 2>/dev/null
 }
+
+stop_ours() {
+    if ! ours_is_running; then
+        echo "postgres.sh: no server of this checkout runs on 127.0.0.1:$PORT (data in $DATA_DIR): nothing to stop" >&2
+        return 0
+    fi
+    BIN="$(pg_bin_dir)" || fail "this checkout's server runs on 127.0.0.1:$PORT but no pg_ctl was found to stop it"
+    as_server_user "$BIN/pg_ctl" -D "$DATA_DIR" -w -t 60 -m fast stop >/dev/null ||
+        fail "the server on 127.0.0.1:$PORT did not stop: see $DATA_DIR/server.log"
+    echo "postgres.sh: stopped PostgreSQL on 127.0.0.1:$PORT (data kept in $DATA_DIR; make postgres starts it again)" >&2
+}
+
+case "${1:-start}" in
+    start) ;;
+    stop) stop_ours; exit 0 ;;
+    *) fail "unknown command '$1': use 'start' (the default) or 'stop'" ;;
+esac
 
 if answers; then
     if ours_is_running; then
