@@ -46,6 +46,8 @@ $(MELTANO_STAMP): $(STAMP) meltano.yml plugins.meltano.yml $(foreach p,$(PACKAGE
 	# 1.4 s to import instead of 0.6 s). Compile the plugins' venvs and the editable sources once
 	# (tests/packaging/test_plugin_bytecode.py checks every module).
 	$(VENV)/bin/python -m compileall -q -j 0 .meltano/*/*/venv/lib $(PACKAGES)
+	# The dev warehouse's folder (target-duckdb creates none): plain `meltano run` works from the first run.
+	mkdir -p output
 	echo "$(CURDIR)" > $(MELTANO_STAMP)
 
 meltano-install: $(MELTANO_STAMP) ## Install the Meltano project's plugins into .meltano/ (offline-safe, no Hub)
@@ -103,11 +105,18 @@ run: venv meltano-install ## Run one Meltano job safely beside others: make run 
 # The dev environment's warehouse on the same server as the system database (KK_PG_PORT moves both).
 DEV_WAREHOUSE := TARGET_POSTGRES_PORT=$(KK_PG_PORT) TAP_POSTGRES_PORT=$(KK_PG_PORT) DBT_POSTGRES_PORT=$(KK_PG_PORT)
 
-dagster-dev: venv meltano-install postgres ## Dagster's UI and daemon on http://127.0.0.1:3000 (orchestration/README.md)
+# KK_DAGSTER_PORT moves Dagster's UI; the emulators' and PostgreSQL's variables reach every run it starts.
+KK_DAGSTER_PORT ?= 3000
+
+dagster-dev: venv meltano-install postgres ## Dagster's UI and daemon on http://127.0.0.1:$$KK_DAGSTER_PORT (default 3000)
+	@if (exec 3<>"/dev/tcp/127.0.0.1/$(KK_DAGSTER_PORT)") 2>/dev/null; then \
+		echo "make dagster-dev: 127.0.0.1:$(KK_DAGSTER_PORT) is in use: stop what listens there or set KK_DAGSTER_PORT to a free port, e.g. KK_DAGSTER_PORT=$$(( $(KK_DAGSTER_PORT) + 1 )) make dagster-dev" >&2; \
+		exit 1; \
+	fi
 	mkdir -p output/dagster
 	DAGSTER_HOME="$${DAGSTER_HOME:-$(CURDIR)/output/dagster}" \
 	MELTANO_DATABASE_URI="$${MELTANO_DATABASE_URI:-$(KK_MELTANO_DATABASE_URI)}" $(DEV_WAREHOUSE) \
-		$(VENV)/bin/dagster dev -m kk_orchestration.definitions -h 127.0.0.1 -p 3000
+		$(VENV)/bin/dagster dev -m kk_orchestration.definitions -h 127.0.0.1 -p $(KK_DAGSTER_PORT)
 
 BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop orchestration_shards
 

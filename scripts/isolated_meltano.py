@@ -17,6 +17,12 @@ afterwards. Meltano's system database stays shared: ``MELTANO_DATABASE_URI`` if 
 (PostgreSQL for shards, see orchestration/README.md), else the project's ``.meltano/meltano.db``,
 so Meltano's guard against two runs of one state ID still holds.
 
+In the ``dev`` environment the port variables move the local services every plugin of that environment talks to:
+``KK_KAON_PORT``, ``KK_KAHUNA_PORT``, ``KK_KISSMETRICS_PORT`` (the emulators, 8001-8003) and ``KK_PG_PORT`` (the
+local PostgreSQL, 55432) become the plugins' own setting variables (``TAP_KAON_INSIGHTS_API_URL``, ...), unless
+those are set already. Meltano itself has no default for a variable named in ``meltano.yml`` (and its own ``env:``
+would win over the terminal's), so the launcher, which every job runs through, does it.
+
 Standard library only; used alike by the Makefile, cron lines and the Dagster code location.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,6 +50,19 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 VALUED_OPTIONS = frozenset({"--environment", "-e", "--cwd", "--log-level", "--log-config", "--log-format"})
 
 
+# Each port variable of the dev set-up, its default (meltano.yml's dev values) and the settings it moves.
+DEV_PORT_SETTINGS: dict[str, tuple[int, dict[str, str]]] = {
+    "KK_KAON_PORT": (8001, {"TAP_KAON_INSIGHTS_API_URL": "http://127.0.0.1:{port}/api"}),
+    "KK_KAHUNA_PORT": (8002, {"TAP_KAHUNA_LOGS_API_URL": "http://127.0.0.1:{port}/api/kahunalogs"}),
+    "KK_KISSMETRICS_PORT": (8003, {"TARGET_KISSMETRICS_TRACKING_URL": "http://127.0.0.1:{port}"}),
+    "KK_PG_PORT": (
+        55432,
+        {name: "{port}" for name in ("TAP_POSTGRES_PORT", "TARGET_POSTGRES_PORT", "DBT_POSTGRES_PORT")},
+    ),
+}
+DEV_ENVIRONMENT = "dev"
+
+
 def meltano_subcommand(arguments: Sequence[str]) -> str:
     """The subcommand of a meltano command line: the first argument that is no global option or its value."""
     skip_next = False
@@ -54,6 +74,48 @@ def meltano_subcommand(arguments: Sequence[str]) -> str:
         elif not argument.startswith("-"):
             return argument
     return ""
+
+
+def active_environment(arguments: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The Meltano environment a command line runs in: ``--environment``/``-e``, else ``MELTANO_ENVIRONMENT``, else
+    meltano.yml's ``default_environment``."""
+    value_of = ""
+    for argument in arguments:
+        if value_of:
+            if value_of in {"--environment", "-e"}:
+                return argument
+            value_of = ""
+        elif argument in VALUED_OPTIONS:
+            value_of = argument
+        elif argument.startswith("--environment="):
+            return argument.partition("=")[2]
+        elif not argument.startswith("-"):
+            break  # the subcommand: its own options follow
+    if environ.get("MELTANO_ENVIRONMENT"):
+        return environ["MELTANO_ENVIRONMENT"]
+    project = Path(environ.get("MELTANO_PROJECT_ROOT") or PROJECT_ROOT) / "meltano.yml"
+    found = re.search(r"^default_environment:\s*(\S+)", project.read_text(), re.MULTILINE) if project.exists() else None
+    return found.group(1).strip("'\"") if found else ""
+
+
+def dev_port_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The plugin settings the port variables set, each only where the setting itself is not set already.
+
+    A bad value stops with one line naming the variable.
+    """
+    settings: dict[str, str] = {}
+    for variable, (default, moved) in DEV_PORT_SETTINGS.items():
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise SystemExit(f"isolated_meltano: {variable}={text!r} is not a port: set it to a number from 1 to 65535")
+        if int(text) == default:
+            continue
+        for name, template in moved.items():
+            if not environ.get(name):
+                settings[name] = template.format(port=int(text))
+    return settings
 
 
 def shared_sys_dir(environ: Mapping[str, str]) -> Path:
@@ -137,6 +199,11 @@ def run_meltano(arguments: Sequence[str], environ: Mapping[str, str], module: st
             f"isolated_meltano: `meltano {command}` changes the shared installation: run it with plain meltano"
             " (`make meltano-install`), not through this launcher"
         )
+    if active_environment(arguments, environ) == DEV_ENVIRONMENT:
+        environ = {**environ, **dev_port_settings(environ)}
+    project_root = Path(environ.get("MELTANO_PROJECT_ROOT") or PROJECT_ROOT)
+    # The project's outputs (the dev DuckDB warehouse, dbt's artifacts): target-duckdb creates no folder itself.
+    (project_root / "output").mkdir(exist_ok=True)
     shared = shared_sys_dir(environ)
     private = make_private_sys_dir(shared)
     try:
@@ -146,7 +213,7 @@ def run_meltano(arguments: Sequence[str], environ: Mapping[str, str], module: st
         program = [meltano_python(), "-m", module] if module else [meltano_executable()]
         child = subprocess.Popen(
             [*program, *arguments],
-            cwd=environ.get("MELTANO_PROJECT_ROOT") or PROJECT_ROOT,
+            cwd=project_root,
             env=environment,
         )
 
