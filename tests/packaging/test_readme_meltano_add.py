@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.plugin_definitions import RAW_PREFIX, REPOSITORY
+
 pytestmark = [pytest.mark.slow, pytest.mark.meltano]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_BIN = Path(sys.executable).parent
 PLUGINS = ("tap-kaon-insights", "tap-kahuna-logs", "tap-duckdb", "target-kissmetrics")
-REPOSITORY = "https://github.com/kk-data-eng/kaon-kahuna-kissmetrics"
-RAW_PREFIX = "https://raw.githubusercontent.com/kk-data-eng/kaon-kahuna-kissmetrics/main"
 SECTION = "## Use it in your own Meltano project"
 
 
