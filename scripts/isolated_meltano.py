@@ -106,15 +106,14 @@ def dev_port_settings(environ: Mapping[str, str]) -> dict[str, str]:
     settings: dict[str, str] = {}
     for variable, (default, moved) in DEV_PORT_SETTINGS.items():
         text = environ.get(variable, "").strip()
-        if not text:
-            continue
+        unset = [name for name in moved if not environ.get(name)]
+        if not text or not unset:
+            continue  # nothing to move (the demo sets the URLs itself, its KK_*_PORT=0 meaning any free port)
         if not text.isdigit() or not 1 <= int(text) <= 65535:
             raise SystemExit(f"isolated_meltano: {variable}={text!r} is not a port: set it to a number from 1 to 65535")
         if int(text) == default:
             continue
-        for name, template in moved.items():
-            if not environ.get(name):
-                settings[name] = template.format(port=int(text))
+        settings.update({name: moved[name].format(port=int(text)) for name in unset})
     return settings
 
 

@@ -5,9 +5,10 @@
     .venv/bin/python scripts/report.py output/warehouse.duckdb --state-dir state --out output/report.html
 
 The page has no script and loads nothing: tables (raw, staging, marts) with their row counts, the last
-bookmark of each stream of each state ID, Kaon's weekly engagement and hits as bar charts, and the
-Kissmetrics beacons by kind (sent, and what Kissmetrics kept after deduplication) when the caller knows
-them. Opens the file read-only.
+bookmark of each stream of each state ID, Kaon's weekly engagement and hits as bar charts (each bar labelled
+with its week's first day, Sunday, UTC; the current week, still filling up, drawn pale and marked partial), and
+the Kissmetrics beacons by kind (sent, and what Kissmetrics kept after deduplication) when the caller knows them.
+Opens the file read-only.
 """
 
 from __future__ import annotations
@@ -18,13 +19,29 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-BAR_WIDTH, CHART_HEIGHT = 28, 160
+BAR_WIDTH, CHART_HEIGHT = 40, 180
+#: Kaon's week 0 starts on Sunday 2012-01-01 (UTC); week N starts 7·N days later.
+KAON_WEEK_ZERO = date(2012, 1, 1)
+PROPERTIES_NOTE = (
+    "One set beacon (/s) carries several properties, and Kissmetrics keeps each property of each person on its "
+    "own (deduplicated by person, name and timestamp), so more properties are kept than set beacons were sent."
+)
+
+
+def week_start(week: int) -> date:
+    """The first day (Sunday, UTC) of Kaon week ``week``."""
+    return KAON_WEEK_ZERO + timedelta(days=7 * week)
+
+
+def current_week(today: date) -> int:
+    """The Kaon week ``today`` falls in (the one still filling up)."""
+    return (today - KAON_WEEK_ZERO).days // 7
 
 
 @dataclass
@@ -93,35 +110,54 @@ def condensed(bookmark: Mapping[str, Any]) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def bar_chart(title: str, points: Sequence[tuple[int, int]], label: str) -> str:
-    """An inline SVG bar chart of ``(week, value)``, with the value over each bar."""
+def bar_chart(title: str, points: Sequence[tuple[int, int]], label: str, *, today: date) -> str:
+    """An inline SVG bar chart of ``(week, value)``: the value over each bar, the week's first day and number
+    under it; the current week (still filling up) pale and marked partial."""
     if not points:
         return f"<h3>{html.escape(title)}</h3><p>No rows.</p>"
     top = max(value for _, value in points) or 1
     width = BAR_WIDTH * len(points) + 20
+    filling = current_week(today)
     bars = []
     for index, (week, value) in enumerate(points):
-        height = round(value / top * (CHART_HEIGHT - 40))
-        x, y = 10 + index * BAR_WIDTH, CHART_HEIGHT - 20 - height
+        height = round(value / top * (CHART_HEIGHT - 56))
+        x, y = 10 + index * BAR_WIDTH, CHART_HEIGHT - 34 - height
         middle = x + (BAR_WIDTH - 6) / 2
+        first_day = week_start(week)
+        partial = week == filling
+        state = ", still filling up: partial" if partial else ""
         bars.append(
-            f'<rect class="bar" x="{x}" y="{y}" width="{BAR_WIDTH - 6}" height="{height}" fill="#3b6ea8">'
-            f"<title>week {week}: {value} {html.escape(label)}</title></rect>"
-            f'<text x="{middle}" y="{y - 3}" font-size="9" text-anchor="middle">{value}</text>'
-            f'<text x="{middle}" y="{CHART_HEIGHT - 6}" font-size="9" text-anchor="middle">{week}</text>'
+            f'<rect class="bar{" partial" if partial else ""}" x="{x}" y="{y}" width="{BAR_WIDTH - 6}" '
+            f'height="{height}" fill="{"#a9c2de" if partial else "#3b6ea8"}">'
+            f"<title>week {week} (from {first_day.isoformat()}{state}): {value} {html.escape(label)}</title></rect>"
+            f'<text x="{middle}" y="{y - 3}" font-size="9" text-anchor="middle">{value}{"*" if partial else ""}</text>'
+            f'<text class="week-start" x="{middle}" y="{CHART_HEIGHT - 20}" font-size="9" text-anchor="middle">'
+            f"{first_day:%b} {first_day.day}</text>"
+            f'<text class="week-number" x="{middle}" y="{CHART_HEIGHT - 8}" font-size="8" fill="#666" '
+            f'text-anchor="middle">w{week}</text>'
         )
+    note = "Each bar is one week, labelled with its first day (Sunday, UTC) and its number."
+    if any(week == filling for week, _ in points):
+        note += " * The current week (pale) is still filling up: partial, not a drop."
+    legend = f'<p class="chart-note">{note}</p>'
     return (
         f"<h3>{html.escape(title)}</h3>"
         f'<svg role="img" aria-label="{html.escape(title)}" width="{width}" height="{CHART_HEIGHT}" '
-        f'viewBox="0 0 {width} {CHART_HEIGHT}" xmlns="http://www.w3.org/2000/svg">{"".join(bars)}</svg>'
+        f'viewBox="0 0 {width} {CHART_HEIGHT}" xmlns="http://www.w3.org/2000/svg">{"".join(bars)}</svg>{legend}'
     )
 
 
 def render(
-    warehouse: Warehouse, bookmarks: Sequence[tuple[str, str, str]], beacons: Beacons | None, source: str
+    warehouse: Warehouse,
+    bookmarks: Sequence[tuple[str, str, str]],
+    beacons: Beacons | None,
+    source: str,
+    *,
+    moment: datetime | None = None,
 ) -> str:
-    """The page."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    """The page, as of ``moment`` (now by default: it decides which Kaon week is still filling up)."""
+    moment = moment or datetime.now(timezone.utc)
+    now = moment.strftime("%Y-%m-%d %H:%M UTC")
     table_rows = "".join(
         f'<tr class="warehouse-table"><td>{html.escape(schema)}.{html.escape(name)}</td><td>{kind}</td>'
         f'<td class="rows">{rows}</td></tr>'
@@ -148,8 +184,8 @@ def render(
             else "<p>No state yet.</p>"
         ),
         "<h2>Kaon, by week</h2>",
-        bar_chart("Weekly engagement (all buckets)", warehouse.engagement, "engagements"),
-        bar_chart("Weekly hits (all paths)", warehouse.hits, "hits"),
+        bar_chart("Weekly engagement (all buckets)", warehouse.engagement, "engagements", today=moment.date()),
+        bar_chart("Weekly hits (all paths)", warehouse.hits, "hits", today=moment.date()),
     ]
     if beacons is not None:
         kinds = ("events", "properties", "aliases")
@@ -161,6 +197,7 @@ def render(
         parts += [
             "<h2>Kissmetrics beacons</h2>",
             f"<table><tr><th>kind</th><th>sent</th><th>kept (deduplicated)</th></tr>{beacon_rows}</table>",
+            f'<p class="beacons-note">{html.escape(PROPERTIES_NOTE)}</p>',
         ]
     parts.append("</body></html>")
     return "\n".join(parts)

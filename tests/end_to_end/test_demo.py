@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -96,6 +97,8 @@ def test_the_demo_report_renders_in_headless_chromium_with_the_warehouse_and_its
             for schema, name in tables
         }
         (weeks,) = connection.execute("select count(distinct week) from kaon.engagement").fetchone()
+        listed = connection.execute("select distinct week from kaon.engagement order by 1").fetchall()
+        week_numbers = [int(week) for (week,) in listed]
     assert shown_tables == counts
     assert {"kaon.engagement", "kahuna.inapp_logs", "marts.kissmetrics_events"} <= set(shown_tables)
 
@@ -109,7 +112,22 @@ def test_the_demo_report_renders_in_headless_chromium_with_the_warehouse_and_its
 
     charts = re.findall(r'<svg role="img" aria-label="([^"]+)"(.*?)</svg>', dom, re.S)
     assert [label for label, _ in charts] == ["Weekly engagement (all buckets)", "Weekly hits (all paths)"]
-    assert [body.count('class="bar"') for _, body in charts] == [weeks, weeks]
+    assert [body.count('class="bar') for _, body in charts] == [weeks, weeks]
+    # Each bar names its week's first day (Sunday, UTC) and number; the week still filling up is marked partial.
+    today = datetime.now(timezone.utc).date()
+    filling = (today - date(2012, 1, 1)).days // 7
+    for _, body in charts:
+        starts = [date(2012, 1, 1) + timedelta(days=7 * week) for week in week_numbers]
+        assert re.findall(r'<text class="week-start"[^>]*>([^<]+)</text>', body) == [
+            f"{start:%b} {start.day}" for start in starts
+        ]
+        assert re.findall(r'<text class="week-number"[^>]*>w(\d+)</text>', body) == [str(w) for w in week_numbers]
+        partial = re.findall(r'<rect class="bar partial"[^>]*><title>week (\d+) \(from ([\d-]+), still filling', body)
+        assert partial == ([(str(filling), (date(2012, 1, 1) + timedelta(days=7 * filling)).isoformat())]
+                           if filling in week_numbers else [])  # fmt: skip
+    assert filling in week_numbers, "the demo's emulator serves the current week"
+    assert "The current week (pale) is still filling up: partial, not a drop." in dom
+    assert "so more properties are kept than set beacons were sent" in dom
     assert re.search(r'<tr class="beacons"><td>events</td><td class="rows">[1-9]\d*</td>', dom)
 
     chromium("--screenshot=report.png", "--window-size=1200,1600", report.as_uri(), cwd=demo_dir)

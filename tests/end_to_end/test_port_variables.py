@@ -51,6 +51,8 @@ def test_port_variables_become_the_plugins_settings_unless_those_are_set() -> No
         "DBT_POSTGRES_PORT": "55499",
     }, "the explicit tracking URL is kept; the default Kahuna port changes nothing"
     assert isolated_meltano.dev_port_settings({}) == {}
+    # The demo's KK_*_PORT=0 (any free port) with the URLs it sets itself: nothing to move, nothing refused.
+    assert isolated_meltano.dev_port_settings({"KK_KAON_PORT": "0", "TAP_KAON_INSIGHTS_API_URL": "http://x/api"}) == {}
 
 
 def test_a_bad_port_value_stops_the_launcher_with_one_line() -> None:
