@@ -14,34 +14,17 @@ import importlib
 import os
 from types import ModuleType
 
-import dagster._core.instance.factory  # noqa: F401  (the step's DagsterInstance.from_ref)
-from dagster._core.instance.ref import InstanceRef
-
-# The InstanceRef fields that name a configurable class (module + class) of the instance.
-CLASS_FIELDS = (
-    "local_artifact_storage_data",
-    "storage_data",
-    "run_storage_data",
-    "event_storage_data",
-    "schedule_storage_data",
-    "compute_logs_data",
-    "scheduler_data",
-    "run_coordinator_data",
-    "run_launcher_data",
-    "secrets_loader_data",
-)
+from kk_orchestration import dagster_compat  # noqa: F401  (imports the step's DagsterInstance.from_ref ahead)
+from kk_orchestration.dagster_compat import instance_class_names
 
 
 def instance_modules(dagster_home: str) -> list[ModuleType]:
     """Import the module of every class the instance in ``dagster_home`` is configured with."""
-    ref = InstanceRef.from_dir(dagster_home)
     modules = []
-    for name in CLASS_FIELDS:
-        data = getattr(ref, name, None)
-        if data is not None:
-            module = importlib.import_module(data.module_name)
-            getattr(module, data.class_name)  # a class the instance names but its module lacks fails here too
-            modules.append(module)
+    for module_name, class_name in instance_class_names(dagster_home):
+        module = importlib.import_module(module_name)
+        getattr(module, class_name)  # a class the instance names but its module lacks fails here too
+        modules.append(module)
     return modules
 
 
