@@ -65,7 +65,7 @@ MARTS = {"kissmetrics_events": "/e", "kissmetrics_people": "/s", "kissmetrics_al
 REPLAY_JOB = "warehouse-to-kissmetrics"
 # Only the taps' metrics: singer-sdk targets report record_count too.
 _TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
-# target-kissmetrics' last line: "Kissmetrics summary: 12 beacons delivered (/e 10, /s 1, /a 1), ..."
+# target-kissmetrics' summary line: "Kissmetrics summary: 12 beacons sent (/e 10, /s 1, /a 1), each answered 200, ..."
 _BEACON_SUMMARY = re.compile(r"Kissmetrics summary: \d+ beacons \w+ \(([^)]*)\)")
 
 

@@ -2,7 +2,9 @@
 
 Every beacon on ``/e``, ``/s`` or ``/a`` is answered ``200`` with a 1x1 transparent GIF, even when its
 parameters are missing or wrong (the real server never says a beacon was wrong). Other paths answer 404
-(a real beacon host answers anything; 404 here makes a client's wrong path visible).
+(a real beacon host answers anything; 404 here makes a client's wrong path visible). A request whose
+path and query are longer than :data:`MAX_REQUEST_TARGET_BYTES` (8,000) answers ``400`` and is not recorded:
+the real server answered 400 to a 16 KB URL (and aiohttp refuses request lines over 8,190 bytes anyway).
 
 Parameters come from the query string and, for POST, also from the form-encoded body (body after
 query: a key repeated in both keeps the body's value). A key repeated in one beacon keeps its last value,
@@ -27,7 +29,7 @@ The emulator keeps two views, both readable over HTTP (control routes, never sub
     person, name and time;
   * aliases are unordered pairs ``{_p, _n}``.
 - ``GET /_emulator/stats`` -> raw counts by kind and method, dedup counts, ignored beacons by reason,
-  ``values_truncated`` and ``property_names_dropped``.
+  ``values_truncated``, ``property_names_dropped`` and ``refused_too_long`` (beacons answered 400 for their length).
 
 ``POST /_emulator/reset`` clears both views and the counters.
 """
@@ -59,6 +61,8 @@ BEACON_KINDS = {"e": "event", "s": "set", "a": "alias"}
 MAX_IDENTITY_CHARS = 255
 MAX_NAME_CHARS = 255
 MAX_VALUE_CHARS = 512
+#: The longest path and query string a beacon may have; longer ones answer 400 (as the real server did at 16 KB).
+MAX_REQUEST_TARGET_BYTES = 8000
 DEFAULT_PAGE_LIMIT = 1000
 _INTEGER = re.compile(r"-?[0-9]+")
 _NAME_SEPARATORS = str.maketrans({",": " ", ":": " "})
@@ -185,6 +189,7 @@ class BeaconTracker:
         self.values_truncated = 0
         self.property_names_dropped = 0
         self.beacons_with_repeated_keys = 0
+        self.too_long = 0
         self.dedup = DedupView()
         self._interned.clear()
 
@@ -309,6 +314,7 @@ class BeaconTracker:
             "values_truncated": self.values_truncated,
             "property_names_dropped": self.property_names_dropped,
             "beacons_with_repeated_keys": self.beacons_with_repeated_keys,
+            "refused_too_long": self.too_long,
         }
 
 
@@ -323,6 +329,12 @@ class KissmetricsRoutes:
         """The handler of ``/<kind>`` for GET and POST."""
 
         async def handle(request: web.Request) -> web.Response:
+            target_bytes = len(request.raw_path.encode("utf-8", errors="replace"))
+            if target_bytes > MAX_REQUEST_TARGET_BYTES:
+                self.tracker.too_long += 1
+                return web.Response(
+                    status=400, text=f"request target of {target_bytes} bytes is over {MAX_REQUEST_TARGET_BYTES}"
+                )
             raw_params = request.rel_url.raw_query_string
             if request.method == "POST" and request.body_exists:
                 body = (await request.read()).decode("utf-8", errors="replace")

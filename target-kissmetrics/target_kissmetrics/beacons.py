@@ -17,6 +17,7 @@ Value encoding (the tracking API only takes flat strings):
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +31,21 @@ MAX_NAME_CHARS = 255
 MAX_VALUE_CHARS = 512
 LIST_SEPARATOR = "; "
 KINDS = {"event": "e", "set": "s", "alias": "a"}
+#: The longest beacon URL (scheme, host, path and query, ``_k`` included) the target sends: the tracking server
+#: answered HTTP 400 to a URL of 16 KB, and common HTTP servers refuse request lines of about 8 KB.
+MAX_BEACON_URL_BYTES = 8000
+#: Percent-encoding turns one character into at most 12 bytes (a 4-byte UTF-8 character, each byte as ``%XX``).
+_MAX_ENCODED_BYTES_PER_CHAR = 12
+#: The keys of one ``streams`` mapping object, each with the type of its value.
+MAPPING_KEYS: dict[str, type] = {
+    "kind": str,
+    "person": str,
+    "event": str,
+    "alias": str,
+    "timestamp": str,
+    "properties": list,
+    "exclude": list,
+}
 # Singer metadata columns change on every run (received/batched at): sending them would defeat dedup.
 SINGER_METADATA_PREFIX = "_sdc_"
 _TEMPLATE_FIELD = re.compile(r"\{([^{}|]+)(?:\|([a-z_]+))?\}")
@@ -73,6 +89,8 @@ class Beacon:
 
     kind: str
     params: tuple[tuple[str, str], ...]
+    #: The record it came from, for messages that must name it without its values (see ``records.py``).
+    origin: RecordOrigin | None = field(default=None, compare=False)
 
     @staticmethod
     def encode_key(api_key: str) -> str:
@@ -95,6 +113,26 @@ class Beacon:
         """The full GET URL of this beacon."""
         return f"{tracking_url.rstrip('/')}/{self.kind}?{self.query(api_key)}"
 
+    def url_bytes_over(self, prefix_bytes: int, limit: int = MAX_BEACON_URL_BYTES) -> int | None:
+        """The length in bytes of this beacon's URL when it is over ``limit``, else None.
+
+        ``prefix_bytes`` is the length of ``<tracking_url>/<kind>?_k=<key>&``. Most beacons are far below the limit
+        even if every character took the most bytes percent-encoding can give it: those are not encoded here.
+        """
+        chars = sum(len(name) + len(value) + 2 for name, value in self.params)
+        if prefix_bytes + chars * _MAX_ENCODED_BYTES_PER_CHAR <= limit:
+            return None
+        size = prefix_bytes + len(self.encoded_params.encode("utf-8"))
+        return size if size > limit else None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOrigin:
+    """Where a beacon came from: its stream and the values of the stream's key properties."""
+
+    stream: str
+    key: tuple[tuple[str, Any], ...] = ()
+
 
 @dataclass(frozen=True)
 class StreamMapping:
@@ -112,6 +150,7 @@ class StreamMapping:
     @classmethod
     def from_setting(cls, setting: Mapping[str, Any], schema_fields: Sequence[str]) -> StreamMapping:
         """Build a mapping from one ``streams`` entry; unset names take the defaults."""
+        check_mapping_keys(setting)
         kind = setting.get("kind") or infer_kind(schema_fields)
         if kind not in KINDS:
             raise MappingError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -137,6 +176,39 @@ class StreamMapping:
         if self.kind == "alias":
             used.add(self.alias)
         return StreamMapping(**{**self.__dict__, "used_fields": frozenset(used)})
+
+    def named_fields(self) -> list[tuple[str, str]]:
+        """``(mapping key, field name)`` of every record field this mapping reads, defaults included."""
+        named = [("person", self.person)]
+        if self.kind == "event":
+            named.extend(("event", name) for name, _ in _TEMPLATE_FIELD.findall(self.event))
+        if self.kind == "alias":
+            named.append(("alias", self.alias))
+        else:
+            if self.timestamp:
+                named.append(("timestamp", self.timestamp))
+            named.extend(("properties", name) for name in self.properties or ())
+        named.extend(("exclude", name) for name in self.exclude)
+        return named
+
+
+def check_mapping_keys(setting: Mapping[str, Any]) -> None:
+    """Raise :class:`MappingError` for a key no mapping has (naming the closest one) or a value of the wrong type."""
+    if not isinstance(setting, Mapping):
+        raise MappingError(f"a mapping must be an object with keys such as {', '.join(MAPPING_KEYS)}")
+    for key, value in setting.items():
+        if key not in MAPPING_KEYS:
+            close = difflib.get_close_matches(str(key), list(MAPPING_KEYS), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (keys: {', '.join(MAPPING_KEYS)})"
+            raise MappingError(f"unknown key '{key}'{hint}")
+        wanted = MAPPING_KEYS[key]
+        if value is None:
+            continue
+        if wanted is list:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise MappingError(f"'{key}' must be a list of field names")
+        elif not isinstance(value, wanted):
+            raise MappingError(f"'{key}' must be a string")
 
 
 def infer_kind(schema_fields: Sequence[str]) -> str:
@@ -299,14 +371,20 @@ def render_event_name(template: str, record: Mapping[str, Any]) -> str:
 
 
 def build_beacons(
-    record: Mapping[str, Any], mappings: Sequence[StreamMapping], time_extracted: Any = None
+    record: Mapping[str, Any],
+    mappings: Sequence[StreamMapping],
+    time_extracted: Any = None,
+    origin: RecordOrigin | None = None,
 ) -> list[Beacon]:
-    """All beacons of one record, or :class:`InvalidRecordError` with every rule it breaks."""
+    """All beacons of one record, or :class:`InvalidRecordError` with every rule it breaks.
+
+    ``origin`` is attached to each beacon, so that a message about it can name its record.
+    """
     beacons: list[Beacon] = []
     reasons: list[str] = []
     for mapping in mappings:
         try:
-            beacons.extend(_beacons_for_mapping(record, mapping, time_extracted))
+            beacons.extend(_beacons_for_mapping(record, mapping, time_extracted, origin))
         except InvalidRecordError as invalid:
             reasons.extend(invalid.reasons)
     if reasons:
@@ -314,14 +392,16 @@ def build_beacons(
     return beacons
 
 
-def _beacons_for_mapping(record: Mapping[str, Any], mapping: StreamMapping, time_extracted: Any) -> list[Beacon]:
+def _beacons_for_mapping(
+    record: Mapping[str, Any], mapping: StreamMapping, time_extracted: Any, origin: RecordOrigin | None
+) -> list[Beacon]:
     reasons: list[str] = []
     person = _identity(record, mapping.person, "person", reasons)
     if mapping.kind == "alias":
         identities = _alias_identities(record, mapping.alias, reasons)
         if reasons:
             raise InvalidRecordError(reasons)
-        return [Beacon("a", (("_p", person), ("_n", identity))) for identity in identities]  # type: ignore[arg-type]
+        return [Beacon("a", (("_p", person), ("_n", identity)), origin) for identity in identities]  # type: ignore[arg-type]
     params: list[tuple[str, str]] = [("_p", person or "")]
     if mapping.kind == "event":
         event_name = _event_name(record, mapping.event, reasons)
@@ -334,7 +414,7 @@ def _beacons_for_mapping(record: Mapping[str, Any], mapping: StreamMapping, time
     params.extend(properties)
     if reasons:
         raise InvalidRecordError(reasons)
-    return [Beacon(KINDS[mapping.kind], tuple(params))]
+    return [Beacon(KINDS[mapping.kind], tuple(params), origin)]
 
 
 def _identity(record: Mapping[str, Any], field_name: str, label: str, reasons: list[str]) -> str | None:
@@ -373,8 +453,8 @@ def _event_name(record: Mapping[str, Any], template: str, reasons: list[str]) ->
         reasons.append("event name is empty")
     elif len(name) > MAX_NAME_CHARS:
         reasons.append(f"event name (_n) is {len(name)} characters, over {MAX_NAME_CHARS}")
-    elif "," in name or ":" in name:
-        reasons.append(f"event name {name[:80]!r} contains ',' or ':' (Kissmetrics would turn them into spaces)")
+    elif "," in name or ":" in name:  # the name is made of record values: not shown (it goes to logs)
+        reasons.append("event name contains ',' or ':' (Kissmetrics would turn them into spaces)")
     return name
 
 
@@ -391,8 +471,8 @@ def _timestamp(record: Mapping[str, Any], mapping: StreamMapping, time_extracted
         return 0
     try:
         return unix_seconds(value)
-    except (ValueError, OverflowError) as error:
-        reasons.append(f"{source}: {error}")
+    except (ValueError, OverflowError):  # the value itself is not shown: reasons go to logs
+        reasons.append(f"{source} is neither ISO 8601 nor unix seconds")
         return 0
 
 

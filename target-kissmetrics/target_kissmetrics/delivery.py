@@ -28,16 +28,19 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import yarl
 
-from target_kissmetrics.beacons import KINDS, Beacon
+from target_kissmetrics.beacons import KINDS, MAX_BEACON_URL_BYTES, Beacon
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.redaction import REDACTED
 from target_kissmetrics.connector_common.retry import RetryPolicy, describe_failure, is_retried_status
-from target_kissmetrics.settings import KissmetricsSettings
+from target_kissmetrics.records import describe_beacon
+from target_kissmetrics.settings import DEFAULT_TRACKING_URL, KissmetricsSettings
 
 #: Open files the process needs besides one socket per beacon in flight (stdin/stdout, logs, the loop's pipes).
 SPARE_FILE_DESCRIPTORS = 64
 #: Beacons waiting for a worker at least (see ``BeaconSender.window``).
 MIN_QUEUED_BEACONS = 32
+#: Kissmetrics answers every beacon with a 1x1 GIF; a 200 of another type came from something else (a proxy).
+TRACKING_ANSWER_TYPE = "image/"
 #: How often a waiting SDK thread checks that the delivery thread is still alive.
 LIVENESS_CHECK_SECONDS = 1.0
 
@@ -290,7 +293,7 @@ class BeaconSender:
                 wait = self.limiter.reserve()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            problem, headers = await self._attempt(url)
+            problem, headers = await self._attempt(url, beacon)
             if self.debug:
                 shown = self.shown_prefixes[beacon.kind] + encoded_params
                 self.logger.debug("GET %s -> %s", shown, problem or "HTTP 200")
@@ -302,24 +305,53 @@ class BeaconSender:
             self.retried += 1
             await asyncio.sleep(self.policy.wait_seconds(retry, headers))
         raise DeliveryError(
-            f"a /{beacon.kind} beacon for person {beacon.params[0][1]!r} was not delivered after "
-            f"{self.policy.max_tries} attempts (last: {problem}); check tracking_url and the network, then re-run: "
-            "no state was emitted for it, so the next run re-sends it"
+            f"the {describe_beacon(beacon)} was not delivered after {self.policy.max_tries} attempts "
+            f"(last: {problem}); check tracking_url and the network, then re-run: no state was emitted for it, "
+            "so the next run re-sends it"
         )
 
-    async def _attempt(self, url: yarl.URL) -> tuple[str | None, Mapping[str, str] | None]:
+    async def _attempt(self, url: yarl.URL, beacon: Beacon) -> tuple[str | None, Mapping[str, str] | None]:
         """One request: ``(None, None)`` on 200, else ``(problem, the answer's headers if any)``."""
         try:
             async with self.session.get(url, allow_redirects=False) as response:
                 await response.read()
-                status, headers = response.status, response.headers
+                status, headers, content_type = response.status, response.headers, response.content_type
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             return self.redact(describe_delivery_failure(error)), None
         if status == 200:
+            if not content_type.startswith(TRACKING_ANSWER_TYPE):
+                raise DeliveryError(self.not_a_tracking_answer(content_type, beacon))
             return None, None
         if not is_retried_status(status):
-            raise DeliveryError(f"the tracking server answered HTTP {status}, which is not retried; check tracking_url")
+            raise DeliveryError(self.refusal(status, url, beacon))
         return f"HTTP {status}", headers
+
+    def not_a_tracking_answer(self, content_type: str, beacon: Beacon) -> str:
+        """The one line for a 200 that is not Kissmetrics' GIF: the beacon went somewhere else."""
+        shown_url = self.redact(f"{self.settings.tracking_url.rstrip('/')}/{beacon.kind}")
+        return (
+            f"the tracking server answered HTTP 200 with {content_type or 'no Content-Type'} to {shown_url}, not the "
+            "GIF image Kissmetrics answers every beacon with: check tracking_url (it reaches something else, e.g. a "
+            "proxy or login page); no state was emitted for it"
+        )
+
+    def refusal(self, status: int, url: yarl.URL, beacon: Beacon) -> str:
+        """The one line for an answer that is not retried: what it means for the settings, which beacon it was."""
+        shown_url = self.redact(f"{self.settings.tracking_url.rstrip('/')}/{beacon.kind}")
+        if status == 404:
+            return (
+                f"the tracking server answered HTTP 404 (no such path) to {shown_url}: check tracking_url, which must "
+                f"be the tracking host only (default {DEFAULT_TRACKING_URL}), without a path; no state was emitted"
+            )
+        size = len(str(url).encode())
+        too_large = status in (400, 413, 414)
+        hint = (
+            f" and the record's size (the target sends URLs of up to {MAX_BEACON_URL_BYTES} bytes)" if too_large else ""
+        )
+        return (
+            f"the tracking server answered HTTP {status}, which is not retried, to the {describe_beacon(beacon)} "
+            f"(a URL of {size} bytes to {shown_url}); check tracking_url{hint}; no state was emitted for it"
+        )
 
     def _fail(self, error: BaseException) -> None:
         """Stop sending: remember the first failure, drop the queue and wake the SDK's thread."""

@@ -22,6 +22,8 @@ DEFAULT_DEAD_LETTER_PATH = "output/kissmetrics-dead-letters.jsonl"
 # From bench/target_kissmetrics_throughput.py: the bare aiohttp sender's rate at 50 ms and most of it at 150 ms;
 # more costs CPU per beacon and no longer fits a 1,024 open-file limit (see the README).
 DEFAULT_MAX_CONCURRENCY = 512
+#: A mapping that breaks every record dead-letters all of them; a few bad rows among many stay under it.
+DEFAULT_MAX_DEAD_LETTER_RATIO = 0.1
 
 _STRING_LIST = th.ArrayType(th.StringType)
 _MAPPING = th.ObjectType(
@@ -70,7 +72,16 @@ class KissmetricsSettings(PluginSettings):
     fail_on_invalid: bool = setting(
         "Stop the run at the first invalid record instead of dead-lettering it.", default=False
     )
-    dry_run: bool = setting("Print the beacon URLs (key redacted) to stderr instead of sending them.", default=False)
+    max_dead_letter_ratio: float = setting(
+        "Largest share (0 to 1) of a stream's records that may be dead-lettered: above it no STATE is emitted and "
+        "the run fails (0.1 tolerates a few bad rows and catches a broken mapping; 1 never fails).",
+        default=DEFAULT_MAX_DEAD_LETTER_RATIO,
+        minimum=0,
+        maximum=1,
+    )
+    dry_run: bool = setting(
+        "Print the beacon URLs (key redacted) to stderr instead of sending them; no STATE is emitted.", default=False
+    )
     max_concurrency: int = setting(
         "Beacons in flight at once, each on its own keep-alive connection (see README: how the default was chosen).",
         default=DEFAULT_MAX_CONCURRENCY,

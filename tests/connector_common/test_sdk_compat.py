@@ -189,11 +189,26 @@ def test_target_private_message_handlers_and_state_attributes() -> None:
 
 
 def test_state_flushing_target_sees_time_extracted_and_flushes_on_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    from target_kissmetrics.target import TargetKissmetrics
+    pending: list[dict] = []
+    drained: list[list[dict]] = []
 
-    target = TargetKissmetrics(config={"api_key": "compat-test-key", "dry_run": True, "state_flush_seconds": 0})
+    class ListSink(Sink):
+        def process_record(self, record: dict, context: dict) -> None:
+            pending.append(record)
+
+        def process_batch(self, context: dict) -> None:
+            drained.append(pending.copy())
+            pending.clear()
+
+    class FlushingTarget(sdk_compat.StateFlushingTarget):
+        name = "target-flushing"
+        config_jsonschema = th.PropertiesList().to_dict()
+        default_sink_class = ListSink
+
+    target = FlushingTarget(config={})
     messages = [
-        {"type": "SCHEMA", "stream": "events", "schema": {"properties": {"person": {}, "event": {}}}},
+        {"type": "SCHEMA", "stream": "events", "schema": {"properties": {"person": {}, "event": {}}},
+         "key_properties": []},
         {"type": "RECORD", "stream": "events", "record": {"person": "p1", "event": "Signed up"},
          "time_extracted": "2026-11-18T15:30:00+00:00"},
         {"type": "STATE", "value": {"bookmarks": {"events": 1}}},
@@ -202,8 +217,9 @@ def test_state_flushing_target_sees_time_extracted_and_flushes_on_state(monkeypa
     monkeypatch.setattr(sys, "stdout", stdout)
     target.process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
     assert target.current_time_extracted == "2026-11-18T15:30:00+00:00"
+    assert drained == [[{"person": "p1", "event": "Signed up"}]], "the STATE drained the sink (interval 0)"
     assert [json.loads(line) for line in stdout.getvalue().splitlines()] == [{"bookmarks": {"events": 1}}], (
-        "the STATE was emitted at once (state_flush_seconds 0), after draining"
+        "the STATE was emitted at once, after draining"
     )
 
 

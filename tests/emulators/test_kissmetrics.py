@@ -12,7 +12,7 @@ import requests
 from hypothesis import given, strategies as st
 from KISSmetrics import Client as OfficialClient, request as official_request
 
-from emulators.kissmetrics import MAX_VALUE_CHARS, TRANSPARENT_GIF, decode_pairs
+from emulators.kissmetrics import MAX_REQUEST_TARGET_BYTES, MAX_VALUE_CHARS, TRANSPARENT_GIF, decode_pairs
 from emulators.testing import EmulatorProcess
 from tests.support.datasets import FIXED_NOW_TEXT
 
@@ -364,3 +364,15 @@ def test_beacons_built_by_the_official_client_are_recorded(kissmetrics_emulator:
         "aliases": [["bob", "bob@bob.com"]],
     }
     assert stats(kissmetrics_emulator)["ignored"] == {}
+
+
+def test_a_beacon_over_the_url_limit_answers_400_and_is_not_recorded(kissmetrics_emulator: EmulatorProcess) -> None:
+    base = f"/e?_k={KEY}&_p=p&_n=E&v="
+    at_limit = "x" * (MAX_REQUEST_TARGET_BYTES - len(base))
+    assert requests.get(kissmetrics_emulator.url + base + at_limit, timeout=10).status_code == 200
+    over = requests.get(kissmetrics_emulator.url + base + at_limit + "x", timeout=10)
+    assert over.status_code == 400
+    assert f"over {MAX_REQUEST_TARGET_BYTES}" in over.text
+    counters = stats(kissmetrics_emulator)
+    assert counters["raw"]["total"] == 1
+    assert counters["refused_too_long"] == 1

@@ -98,7 +98,9 @@ def test_batch_records_get_stream_maps_schema_checks_and_dead_letters(tmp_path: 
         state_message({"bookmarks": {"plays": 4}}),
     ]
     with EmulatorProcess("kissmetrics") as emulator:
-        config = target_config(tmp_path, emulator, stream_maps={"plays": {"person": "person.upper()"}})
+        config = target_config(
+            tmp_path, emulator, stream_maps={"plays": {"person": "person.upper()"}}, max_dead_letter_ratio=0.5
+        )
         result = run_target(tmp_path, config, messages)
         assert result.returncode == 0, result.stderr
         beacons = beacon_params(emulator)
@@ -112,7 +114,8 @@ def test_batch_records_get_stream_maps_schema_checks_and_dead_letters(tmp_path: 
     assert "timestamp" in letters[0]["reasons"][0]
     assert letters[1]["reasons"] == ["event name field 'event' is missing or empty"]
     assert result.target_states == [{"bookmarks": {"plays": 4}}]
-    assert "3 beacons delivered (/e 3, /s 0, /a 0), 0 retries, 2 invalid records dead-lettered" in result.stderr
+    assert "3 beacons sent (/e 3, /s 0, /a 0), each answered 200" in result.stderr
+    assert "2 invalid records dead-lettered" in result.stderr
 
 
 def broken_gzip(path: Path) -> str:

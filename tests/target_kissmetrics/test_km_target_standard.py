@@ -24,9 +24,19 @@ FIXED_NOW = FIXED_NOW_TEXT
 CONFIG = {
     "api_key": API_KEY,
     "tracking_url": "http://127.0.0.1:9",
-    "streams": {"*": {"kind": "set", "person": "id"}},
+    # A mapping must name fields of its stream's schema: the samples that have no `id` get their own.
+    "streams": {
+        "*": {"kind": "set", "person": "id"},
+        "TestCamelcase": {"kind": "set", "person": "Id"},
+        "ForecastingTypeToCategory": {"kind": "set", "person": "Id"},
+        "test:SpecialChars!in?attributes": {"kind": "set", "person": "_id"},
+        "test_object_schema_with_properties": {"kind": "set", "person": "object_store"},
+        "test_object_schema_no_properties": {"kind": "set", "person": "object_store"},
+    },
     "dead_letter_path": str(Path(tempfile.gettempdir()) / "km-standard-tests-dead-letters.jsonl"),
     "max_retries": 2,
+    # Every record of the samples is dead-lettered (no timestamps): a run that does so fails by default.
+    "max_dead_letter_ratio": 1,
 }
 
 _StandardTests = get_target_test_class(TargetKissmetrics, config=CONFIG)
