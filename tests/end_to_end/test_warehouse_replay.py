@@ -157,6 +157,19 @@ def test_replay_sends_exactly_the_marts_then_only_the_new_rows(
     assert sum(expected.values()) == new_rows + len(first)
     assert sorted(map(beacon_key, sent_second), key=repr) == sorted(expected.elements(), key=repr)
 
+    # A replay with nothing new (no load, dbt builds the same marts) sends only the documented bookmark row
+    # of each mart, which Kissmetrics keeps once.
+    project.run("run", warehouse_leg.replay_job)
+    assert read_marts(warehouse_leg.query) == second, "nothing new: the marts are unchanged"
+    at_bookmark = {mart: rows[-1]["replay_sequence"] for mart, rows in second.items()}
+    only_bookmarks = beacons_of(
+        second, lambda mart, rows: [r for r in rows if r["replay_sequence"] >= at_bookmark[mart]]
+    )
+    sent_third = received_beacons(sources.kissmetrics, offset=len(sent_first) + len(sent_second))
+    assert sum(only_bookmarks.values()) == len(second), "one row per mart"
+    assert sorted(map(beacon_key, sent_third), key=repr) == sorted(only_bookmarks.elements(), key=repr)
+    assert_view_matches_marts(sources.kissmetrics, second)
+
 
 def test_replay_killed_mid_way_then_run_again_leaves_the_view_exact(
     project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess], warehouse_leg: Warehouse
