@@ -16,6 +16,21 @@ history), its main key is the endpoint's array (:data:`MAIN_KEYS`), and Kaon add
 the same rule written shorter: ``{"kind", "target": {"endpoint", "week"?}}``. Kinds include
 ``html_200``, ``truncated_json``, ``malformed_json``, ``missing_key``, ``wrong_types`` and
 ``bad_uids_length``. ``/_emulator/reset`` clears them.
+
+Readings the vendor document leaves open, switchable at run time (``/_emulator/reset`` keeps them):
+
+- ``GET /_emulator/kaon/readings`` -> the knobs; ``POST /_emulator/kaon/readings`` with any of them:
+  ``extid_cap`` (int or null, ``--extid-cap``): the most records an ``extid`` answer holds whatever
+  ``limit`` asks (a silent server cap; null = ``limit`` is honoured);
+  ``extid_start`` (``inclusive`` | ``exclusive``, ``--extid-start``): records ``>= start`` or ``> start``;
+  ``extid_param`` (``id`` | ``extid`` | ``external_id``, ``--extid-param``): the query parameter naming the
+  external ID (the others answer 404 "... is required");
+  ``weeks_list`` (``with_filling`` | ``complete_only``, ``--weeks-list``): ``weeks`` lists the filling
+  (current) week too, or only complete weeks (the current week still answers ``week=N`` and no-week calls);
+  ``path_form`` (``as_listed`` | ``decoded``, ``--path-form``): ``hits?path=P`` knows P in the URL-encoded
+  form the hits table shows (``tours/Main%20Lobby`` once the query is decoded) or decoded (``tours/Main Lobby``).
+- Hits exist from ``--launch-week`` (default first listed week - 20), before the first listed week:
+  ``hits?week=N`` answers them, and 404 below the launch week.
 """
 
 from __future__ import annotations
@@ -23,7 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -42,6 +59,58 @@ MAIN_KEYS = {
     "hits": "hits",
     "extid": "records",
 }
+
+
+EXTID_STARTS = ("inclusive", "exclusive")
+EXTID_PARAMS = ("id", "extid", "external_id")
+WEEKS_LISTS = ("with_filling", "complete_only")
+PATH_FORMS = ("as_listed", "decoded")
+
+
+@dataclass
+class KaonReadings:
+    """The readings of the vendor document this emulator serves (see the module docstring)."""
+
+    extid_cap: int | None = None
+    extid_start: str = "inclusive"
+    extid_param: str = "id"
+    weeks_list: str = "with_filling"
+    path_form: str = "as_listed"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a knob of the wrong type or value."""
+        cap = self.extid_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_LIMIT):
+            raise ValueError(f"extid_cap must be null or an integer from 1 to {MAX_LIMIT}, got {cap!r}")
+        for name, allowed in (
+            ("extid_start", EXTID_STARTS),
+            ("extid_param", EXTID_PARAMS),
+            ("weeks_list", WEEKS_LISTS),
+            ("path_form", PATH_FORMS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+
+    async def describe_handler(self, _: web.Request) -> web.Response:
+        """``GET /_emulator/kaon/readings``."""
+        return json_response(asdict(self))
+
+    async def update_handler(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/kaon/readings`` with any of the knobs."""
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of reading knobs")
+            unknown = set(changes) - set(asdict(self))
+            if unknown:
+                raise ValueError(f"unknown reading knob(s) {sorted(unknown)}; known: {sorted(asdict(self))}")
+            candidate = KaonReadings(**{**asdict(self), **changes})
+            candidate.validate()
+        except (ValueError, TypeError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        for name, value in asdict(candidate).items():
+            setattr(self, name, value)
+        return json_response(asdict(self))
 
 
 class BadParameterError(Exception):
@@ -63,6 +132,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--same-second-run", type=int, default=30, help="longest run of clicks in one second")
     group.add_argument("--countries-form", choices=("list", "object"), default="list",
                        help="answer countries/languages as a list of objects or one object")  # fmt: skip
+    readings = parser.add_argument_group("kaon readings (also /_emulator/kaon/readings)")
+    readings.add_argument("--extid-cap", type=int, default=None, help="most records per extid answer, any limit")
+    readings.add_argument("--extid-start", choices=EXTID_STARTS, default="inclusive", help="start is >= or >")
+    readings.add_argument("--extid-param", choices=EXTID_PARAMS, default="id", help="name of the external-ID parameter")
+    readings.add_argument(
+        "--weeks-list", choices=WEEKS_LISTS, default="with_filling", help="weeks lists the filling week?"
+    )
+    readings.add_argument("--path-form", choices=PATH_FORMS, default="as_listed", help="form of P in hits?path=P")
 
 
 class KaonService:
@@ -72,6 +149,14 @@ class KaonService:
         self.options = options
         self.emulator = emulator
         self.base = dataset_from_options(options, emulator.clock.now())
+        self.readings = KaonReadings(
+            getattr(options, "extid_cap", None),
+            getattr(options, "extid_start", "inclusive"),
+            getattr(options, "extid_param", "id"),
+            getattr(options, "weeks_list", "with_filling"),
+            getattr(options, "path_form", "as_listed"),
+        )
+        self.readings.validate()
         self.handlers: dict[str, Callable[[KaonDataset, Any], dict[str, Any]]] = {
             "weeks": self.weeks,
             "engagement": self.engagement,
@@ -128,10 +213,13 @@ class KaonService:
 
     # --- endpoints ------------------------------------------------------------------
     def weeks(self, data: KaonDataset, _: Any) -> dict[str, Any]:
-        """Weeks with full data."""
+        """Weeks with full data (the filling week too, unless ``weeks_list`` is ``complete_only``)."""
+        weeks = data.full_weeks
+        if self.readings.weeks_list == "complete_only":
+            weeks = [week for week in weeks if week != data.current_week]
         return {
             "client": self.options.client,
-            "weeks": [{"week": week, "weekname": data.weekname(week)} for week in data.full_weeks],
+            "weeks": [{"week": week, "weekname": data.weekname(week)} for week in weeks],
         }
 
     def engagement(self, data: KaonDataset, query: Any) -> dict[str, Any]:
@@ -163,9 +251,11 @@ class KaonService:
         if path is None:
             week = self._week(data, query, data.launch_week)
             return {**self._header(data, week), "hits": data.hits_for_week(week)}
-        # aiohttp decoded the query once: P arrives as the API's (URL-encoded) path form
-        if path not in data.path_names:
+        # aiohttp decoded the query once: P arrives as the API's (URL-encoded) path form, or decoded
+        known = data.path_names if self.readings.path_form == "as_listed" else [unquote(p) for p in data.path_names]
+        if path not in known:
             raise BadParameterError(f"unknown path {path!r}")
+        path = data.path_names[known.index(path)]
         history = data.path_history(path)
         if "week" in query:
             week = self._week(data, query, data.launch_week)
@@ -176,9 +266,9 @@ class KaonService:
 
     def extid(self, data: KaonDataset, query: Any) -> dict[str, Any]:
         """A page of an external ID's clickstream, from ``start`` (inclusive)."""
-        external_id = query.get("id")
+        external_id = query.get(self.readings.extid_param)
         if not external_id:
-            raise BadParameterError("id is required")
+            raise BadParameterError(f"{self.readings.extid_param} is required")
         try:
             start = int(query["start"]) if "start" in query else None
             limit = int(query.get("limit", DEFAULT_LIMIT))
@@ -186,6 +276,10 @@ class KaonService:
             raise BadParameterError("start and limit must be integers") from None
         if not 1 <= limit <= MAX_LIMIT:
             raise BadParameterError(f"limit must be between 1 and {MAX_LIMIT}")
+        if start is not None and self.readings.extid_start == "exclusive":
+            start += 1
+        if self.readings.extid_cap is not None:
+            limit = min(limit, self.readings.extid_cap)
         records = data.clickstream_page(external_id, start, limit)
         return {"client": self.options.client, "id": external_id, "records": records}
 
@@ -253,6 +347,8 @@ def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -
     service = KaonService(options, emulator)
     emulator.add_route("*", "/api/{name}", service.handle)
     emulator.add_control_route("POST", "kaon/breakage", service.set_breakage)
+    emulator.add_control_route("GET", "kaon/readings", service.readings.describe_handler)
+    emulator.add_control_route("POST", "kaon/readings", service.readings.update_handler)
     emulator.add_route("*", "/{tail:.*}", not_found)  # last: every other path answers JSON too
     emulator.corruptions.declare_targets({"endpoint": str, "week": int}, service.check_target)
     emulator.corruptions.add_kind(

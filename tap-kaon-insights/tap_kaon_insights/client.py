@@ -30,6 +30,10 @@ class KaonError(ServiceError):
     """A fatal, user-facing error: one line that says what to fix, never a URL or a secret."""
 
 
+class KaonNotFoundError(KaonError):
+    """HTTP 404: fatal unless the caller expects it (a week before the app's launch, another parameter form)."""
+
+
 def describe_call(endpoint: str, params: Mapping[str, t.Any]) -> str:
     """Name a call for messages: endpoint and parameters, never the api key."""
     shown = ", ".join(
@@ -131,7 +135,7 @@ class KaonStream(RetryingStream):
             raise KaonError(f"Kaon Insights refused the api_key (HTTP 403) for {what}: check api_key")
         if status == HTTPStatus.NOT_FOUND:
             what, detail = self._describe_response(response), _error_detail(response)
-            raise KaonError(
+            raise KaonNotFoundError(
                 f"Kaon Insights found nothing (HTTP 404) for client '{self.settings.client}', {what}{detail}: "
                 "check client, the endpoint names, start_week/end_week, paths and external_ids"
             )

@@ -64,3 +64,8 @@ def click_row(client: str, external_id: str, record: dict[str, t.Any], sequence:
         "path": record.get("path"),
         "extra": {k: v for k, v in record.items() if k not in ("timestamp", "path")},
     }
+
+
+def path_in_form(path: str, form: str) -> str:
+    """A configured path (URL-encoded, as the hits table lists it) as ``hits?path=P`` sends it: as listed or decoded."""
+    return path if form == "as_listed" else unquote(path)

@@ -29,6 +29,10 @@ DEFAULT_ENDPOINTS = {
     "hits": "hits",
     "extid": "extid",
 }
+#: Names the extid parameter of the external ID may have (the vendor document lost it): tried in turn on a 404.
+EXTERNAL_ID_PARAMETERS = ("id", "extid", "external_id")
+#: Forms of P in hits?path=P: the URL-encoded form the hits table lists, or decoded.
+PATH_FORMS = ("as_listed", "decoded")
 _ENDPOINT_DESCRIPTIONS = {
     "weeks": "listed weeks",
     "engagement": "engagement histogram",
@@ -83,11 +87,26 @@ class KaonSettings(PluginSettings):
         "path_hits: one call per week with detail=country, adding a countries object per row.", default=False
     )
     external_ids: tuple[str, ...] = setting("External IDs whose clickstream external_id_hits syncs.", default=[])
-    external_id_page_size: int = setting("Records per extid call (limit).", default=1000, minimum=1)
+    external_id_page_size: int = setting(
+        "Records per extid call (limit; the vendor advises the default, 1000).", default=1000, minimum=1
+    )
     external_id_max_page_size: int = setting(
-        "Largest limit used when one second holds more records than a page (doubling up to it).",
-        default=64000,
+        "Largest limit, used only while one second holds more records than a page (doubling up to it).",
+        default=8000,
         minimum=1,
+    )
+    external_id_parameter: str = setting(
+        "Query parameter naming the external ID in extid calls, tried first; on a 404 the tap tries "
+        + ", ".join(EXTERNAL_ID_PARAMETERS)
+        + ".",
+        default="id",
+        options=EXTERNAL_ID_PARAMETERS,
+    )
+    path_form: str = setting(
+        "Form of the path sent in hits?path=P, tried first: as_listed (URL-encoded, as the hits table shows it) "
+        "or decoded; on a 404 the tap tries the other.",
+        default="as_listed",
+        options=PATH_FORMS,
     )
     max_concurrency: int = setting("Weeks fetched in parallel (1 = one at a time).", default=8, minimum=1)
     devices_buffer_mb: float = setting(

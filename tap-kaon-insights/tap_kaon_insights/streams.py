@@ -10,9 +10,11 @@ from typing_extensions import override
 
 from tap_kaon_insights import payloads, records
 from tap_kaon_insights.clickstream import ClickstreamStream
+from tap_kaon_insights.client import KaonNotFoundError
 from tap_kaon_insights.connector_common.concurrency import ordered_map
 from tap_kaon_insights.payloads import PayloadChecker
 from tap_kaon_insights.records import Row
+from tap_kaon_insights.settings import PATH_FORMS
 from tap_kaon_insights.weekly import WeeklyStream
 
 if t.TYPE_CHECKING:
@@ -26,7 +28,7 @@ _WEEKLY = (
 
 
 class WeeksStream(WeeklyStream):
-    """The weeks with full data; ``is_current`` marks the week still filling up (the last listed)."""
+    """The listed weeks and the week still filling up (``is_current``), listed or not (see ``weekly.py``)."""
 
     name = "weeks"
     endpoint = "weeks"
@@ -39,11 +41,14 @@ class WeeksStream(WeeklyStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
-        """One row per listed week from the bookmark on; no per-week calls."""
-        entries = {entry["week"]: entry for entry in self.kaon_tap.week_list.entries(self)}
-        current = max(entries, default=None)
+        """One row per listed week (and the current week) from the bookmark on; no per-week calls."""
+        week_list = self.kaon_tap.week_list
+        current = week_list.current(self)
+        entries = {entry["week"]: entry for entry in week_list.entries(self)}
+        entries.setdefault(current["week"], current)
         for week in self.weeks_to_sync(context):
-            yield {**self.base_row(week), "weekname": entries[week]["weekname"], "is_current": week == current}
+            is_current = week == current["week"]
+            yield {**self.base_row(week), "weekname": entries[week]["weekname"], "is_current": is_current}
 
 
 class EngagementStream(WeeklyStream):
@@ -142,7 +147,13 @@ class LanguagesStream(CodeCountStream):
 
 
 class HitsStream(WeeklyStream):
-    """Hits of every path in a week."""
+    """Hits of every path in a week, back to the app's launch when ``start_week`` is before the listed weeks.
+
+    Hit counts go back "to whenever the application first went live", before the weeks ``weeks`` lists: on a run
+    without a bookmark, weeks from the first listed one down to ``start_week`` are read newest first until the
+    server answers 404 (no data: before the launch), then emitted oldest first. A week without hits does not stop
+    the walk; ``start_week`` bounds it.
+    """
 
     name = "hits"
     endpoint = "hits"
@@ -153,6 +164,29 @@ class HitsStream(WeeklyStream):
         th.Property("path_decoded", th.StringType, description="The path URL-decoded."),
         th.Property("count", th.IntegerType, description="Hits."),
     ).to_dict()
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[Row]:
+        """The weeks before the listed ones (back to the launch), then the listed weeks."""
+        listed = self.kaon_tap.week_list.numbers(self)
+        if listed and self.bookmarked_week(context) is None:
+            for week, payload in self.history_before(listed[0]):
+                yield from self.week_records(week, payload)
+        yield from super().get_records(context)
+
+    def history_before(self, first_listed: int) -> list[tuple[int, list[dict[str, t.Any]]]]:
+        """``(week, hits)`` of the weeks from ``start_week`` to before ``first_listed`` that have data, ascending."""
+        last = first_listed - 1 if self.settings.end_week is None else min(first_listed - 1, self.settings.end_week)
+        history = []
+        for week in range(last, self.settings.start_week - 1, -1):
+            try:
+                history.append((week, self.fetch_week(week)))
+            except KaonNotFoundError:
+                self.logger.info("hits: no data before week %d (HTTP 404 for week %d)", week + 1, week)
+                break
+        if history:
+            self.logger.info("hits: %d weeks before the first listed week %d", len(history), first_listed)
+        return history[::-1]
 
     def fetch_week(self, week: int) -> list[dict[str, t.Any]]:
         """The week's hits, checked."""
@@ -186,6 +220,9 @@ class PathHitsStream(WeeklyStream):
         ),
     ).to_dict()
 
+    #: The form of P the server knows (``settings.PATH_FORMS``), once a path that the forms tell apart proved it.
+    path_form: str | None = None
+
     @property
     @override
     def partitions(self) -> list[dict[str, t.Any]] | None:
@@ -204,7 +241,7 @@ class PathHitsStream(WeeklyStream):
         if path is None:
             return
         check = PayloadChecker(self.endpoint_name(), path=path)
-        history = payloads.checked_hits(check, self.fetch(self.endpoint, path=path), "week", int)
+        history = payloads.checked_hits(check, self.fetch_path(path), "week", int)
         first, last = self.start_week(context), self.settings.end_week
         counts = {
             hit["week"]: hit["count"]
@@ -223,8 +260,31 @@ class PathHitsStream(WeeklyStream):
 
     def _country_detail(self, path: str, week: int) -> tuple[int, tuple[int, dict[str, int]]]:
         check = PayloadChecker(self.endpoint_name(), week, path=path, detail="country")
-        payload = self.fetch(self.endpoint, path=path, week=week, detail="country")
+        payload = self.fetch_path(path, week=week, detail="country")
         return week, payloads.checked_country_detail(check, payload, week)
+
+    def fetch_path(self, path: str, **params: t.Any) -> dict[str, t.Any]:
+        """``hits?path=P``: P in ``path_form`` (as listed, or decoded), or on its 404 in the other form, learned."""
+        if self.path_form is not None:
+            return self.fetch(self.endpoint, path=records.path_in_form(path, self.path_form), **params)
+        first = self.settings.path_form
+        other = next(form for form in PATH_FORMS if form != first)
+        told_apart = records.path_in_form(path, first) != records.path_in_form(path, other)
+        try:
+            payload = self.fetch(self.endpoint, path=records.path_in_form(path, first), **params)
+        except KaonNotFoundError as not_found:
+            if not told_apart:
+                raise
+            try:
+                payload = self.fetch(self.endpoint, path=records.path_in_form(path, other), **params)
+            except KaonNotFoundError:
+                raise not_found from None
+            self.logger.warning("hits?path=P knows paths %s, not %s: set path_form", other, first)
+            self.path_form = other
+            return payload
+        if told_apart:  # only a path the two forms write differently proves the form
+            self.path_form = first
+        return payload
 
 
 class ExternalIdHitsStream(ClickstreamStream):

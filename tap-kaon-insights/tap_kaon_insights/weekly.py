@@ -2,6 +2,11 @@
 
 Bookmark: the last week synced. Every run re-reads from the bookmarked week on, since the current week is still
 filling up; rows are keyed so warehouses upsert them.
+
+The weeks read are the listed ones plus the current (filling) week: the vendor document says ``weeks`` lists
+"weeks for which full data is available", which may or may not include the week still filling up. When the last
+listed week is this UTC week the list includes it; otherwise one ``hits`` call without ``week`` (the vendor
+document: "defaulting to the current week") names the server's current week.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from tap_kaon_insights.client import KaonStream
 from tap_kaon_insights.connector_common.concurrency import ordered_map
 from tap_kaon_insights.payloads import PayloadChecker, checked_weeks
 from tap_kaon_insights.records import Row, weekly_row
+from tap_kaon_insights.weeks import this_week
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -27,6 +33,7 @@ class WeekList:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._weeks: list[dict[str, t.Any]] | None = None
+        self._current: dict[str, t.Any] | None = None
 
     def entries(self, stream: KaonStream) -> list[dict[str, t.Any]]:
         """``[{week, weekname}]`` ascending, checked."""
@@ -37,8 +44,29 @@ class WeekList:
             return self._weeks
 
     def numbers(self, stream: KaonStream) -> list[int]:
-        """The listed week numbers, ascending."""
-        return [entry["week"] for entry in self.entries(stream)]
+        """The listed week numbers and the current week, ascending."""
+        listed = [entry["week"] for entry in self.entries(stream)]
+        current = self.current(stream)["week"]
+        return listed if current in listed else sorted({*listed, current})
+
+    def current(self, stream: KaonStream) -> dict[str, t.Any]:
+        """``{week, weekname}`` of the week still filling up: the last listed one, or the server's current week."""
+        entries = self.entries(stream)
+        with self._lock:
+            if self._current is None:
+                self._current = self._find_current(stream, entries)
+            return self._current
+
+    @staticmethod
+    def _find_current(stream: KaonStream, entries: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+        if entries and entries[-1]["week"] >= this_week():
+            return entries[-1]
+        # the list may leave the filling week out: the server names its current week
+        payload = stream.fetch("hits")
+        week = PayloadChecker(stream.endpoint_name("hits")).field(payload, "week", int)
+        weekname = payload.get("weekname")
+        stream.logger.info("Kaon Insights' current week is %d (the last listed week: %s)", week, entries[-1:])
+        return {"week": week, "weekname": weekname if isinstance(weekname, str) else None}
 
 
 class WeeklyStream(KaonStream):
@@ -63,7 +91,7 @@ class WeeklyStream(KaonStream):
         return self.settings.start_week if bookmark is None else bookmark
 
     def weeks_to_sync(self, context: Context | None) -> list[int]:
-        """Listed weeks from the start week to ``end_week`` (or the current week), ascending."""
+        """Listed weeks and the current week from the start week to ``end_week`` (or the current week), ascending."""
         first, last = self.start_week(context), self.settings.end_week
         listed = self.kaon_tap.week_list.numbers(self)
         return [week for week in listed if week >= first and (last is None or week <= last)]

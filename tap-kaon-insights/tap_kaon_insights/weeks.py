@@ -44,6 +44,11 @@ LANGUAGE_NAMES = {
 }
 
 
+def this_week() -> int:
+    """The Kaon week of today (UTC)."""
+    return week_of(datetime.now(timezone.utc).date())
+
+
 def week_start(week: int) -> date:
     """Return the Sunday on which Kaon week ``week`` starts."""
     return WEEK_ZERO + timedelta(days=7 * week)

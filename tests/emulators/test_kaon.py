@@ -481,3 +481,48 @@ def test_clickstreams_do_not_depend_on_when_they_are_first_read() -> None:
     read_early = expected().clickstream("user 42+test@example.com")
     assert read_late[: len(read_early)] == read_early
     assert len(read_late) > len(read_early)
+
+
+def test_readings_switch_at_run_time(kaon_emulator: EmulatorProcess) -> None:
+    data = expected()
+    external_id = data.external_id_names[0]
+    clicks = data.clickstream(external_id)
+    second = clicks[40]["timestamp"]
+    assert kaon_emulator.control("kaon/readings") == {
+        "extid_cap": None,
+        "extid_start": "inclusive",
+        "extid_param": "id",
+        "weeks_list": "with_filling",
+        "path_form": "as_listed",
+    }
+    assert call(kaon_emulator, "extid", id=external_id, start=second, limit=50).json()["records"] == (
+        data.clickstream_page(external_id, second, 50)
+    )
+    kaon_emulator.control("kaon/readings", {"extid_cap": 20, "extid_start": "exclusive", "extid_param": "extid"})
+    assert call(kaon_emulator, "extid", id=external_id).status_code == 404
+    records = call(kaon_emulator, "extid", extid=external_id, start=second, limit=50).json()["records"]
+    assert records == data.clickstream_page(external_id, second + 1, 20)
+    kaon_emulator.control("kaon/readings", {"weeks_list": "complete_only", "path_form": "decoded"})
+    assert [w["week"] for w in call(kaon_emulator, "weeks").json()["weeks"]] == data.full_weeks[:-1]
+    assert call(kaon_emulator, "engagement", week=data.current_week).status_code == 200
+    assert call(kaon_emulator, "hits", path="tours/Main%20Lobby").status_code == 404
+    history = call(kaon_emulator, "hits", path="tours/Main Lobby").json()
+    assert history["hits"] == data.path_history("tours/Main%20Lobby")
+    kaon_emulator.reset()
+    assert kaon_emulator.control("kaon/readings")["weeks_list"] == "complete_only", "reset keeps the readings"
+
+
+def test_readings_are_checked(kaon_emulator: EmulatorProcess) -> None:
+    response = requests.post(f"{kaon_emulator.url}/_emulator/kaon/readings", json={"extid_cap": 0}, timeout=30)
+    assert response.status_code == 400
+    assert "extid_cap must be null or an integer from 1 to 10000" in response.json()["error"]
+    response = requests.post(f"{kaon_emulator.url}/_emulator/kaon/readings", json={"paging": 1}, timeout=30)
+    assert "unknown reading knob(s) ['paging']" in response.json()["error"]
+
+
+def test_hits_exist_before_the_first_listed_week(kaon_emulator: EmulatorProcess) -> None:
+    data = expected()
+    assert data.launch_week == data.first_week - 20
+    assert call(kaon_emulator, "hits", week=data.launch_week).json()["hits"] == data.hits_for_week(data.launch_week)
+    assert data.hits_for_week(data.launch_week)
+    assert call(kaon_emulator, "hits", week=data.launch_week - 1).status_code == 404

@@ -29,6 +29,7 @@ from tests.tap_kaon_insights.kaon_tap_helpers import (
     expected_clicks,
     expected_path_hits,
     expected_weekly,
+    hit_weeks,
     listed_weeks,
 )
 
@@ -74,6 +75,7 @@ def expected_tables(data: KaonDataset) -> dict[str, Table]:
     """Every Kaon table as {key: values}: what must land, from the tap tests' expected rows."""
     weekly = ("weeks", "engagement", "devices", "countries", "languages", "hits")
     rows = {stream: expected_weekly(data, stream, listed_weeks(data)) for stream in weekly}
+    rows["hits"] = expected_weekly(data, "hits", hit_weeks(data, 417))  # hit counts go back to the launch
     rows["path_hits"] = [row for path in kaon_paths(data) for row in expected_path_hits(data, path)]
     rows["external_id_hits"] = [
         row for external_id in data.external_id_names for row in expected_clicks(data, external_id)
@@ -190,6 +192,46 @@ def test_kaon_clicks_replayed_into_kissmetrics_once_then_only_new_ones(
     new_clicks = sum(len(later.clickstream(i)) - len(data.clickstream(i)) for i in data.external_id_names)
     assert new_clicks > 0
     assert sent_second == new_clicks, "the second run sends the new clicks only"
+
+
+#: Every open reading at its hardest: extid caps answers at 40 records whatever limit asks (the run of 30
+#: same-second clicks still fits), its start is exclusive and its parameter is external_id; weeks leaves the
+#: filling week out; hits?path=P knows decoded paths.
+ADVERSARIAL_READINGS = (
+    *("--extid-cap", "40", "--extid-start", "exclusive", "--extid-param", "external_id"),
+    *("--weeks-list", "complete_only", "--path-form", "decoded"),
+)
+
+
+def test_kaon_tables_land_exactly_under_the_most_adversarial_readings(
+    project: MeltanoProject, start_emulator: Callable[..., EmulatorProcess]
+) -> None:
+    kaon = start_emulator("kaon", *ADVERSARIAL_READINGS)
+    data = dataset()
+    settings = kaon_settings(kaon, data)
+    del settings["TAP_KAON_INSIGHTS_EXTERNAL_ID_PAGE_SIZE"]  # the advised default limit, 1000, silently capped
+    project.settings.update(settings)
+
+    first = project.run("run", "kaon-to-warehouse")
+
+    expected = expected_tables(data)
+    assert_tables(project.query, expected, "kaon")
+    assert dict(record_counts(first.stderr)) == {stream: len(expected[stream]) for stream in KAON_STREAMS}
+    assert {int(r["query"]["limit"]) for r in kaon.requests() if r["path"].endswith("/extid")} == {1000}
+
+    # Week 776 completes and week 777, not listed, fills: both are re-read, the new clicks come once.
+    kaon.set_clock(now=LATER.isoformat())
+    kaon.reset()
+    second = project.run("run", "kaon-to-warehouse")
+
+    later = data.at(LATER)
+    assert weeks_requested(kaon) == {data.current_week, later.current_week}
+    later_expected = expected_tables(later)
+    assert_tables(project.query, later_expected, "kaon")
+    new_clicks = len(later_expected["external_id_hits"]) - len(expected["external_id_hits"])
+    assert record_counts(second.stderr)["external_id_hits"] == new_clicks > 0
+    bookmarks = project.state(KAON_STATE_ID)["completed"]["singer_state"]["bookmarks"]
+    assert bookmarks["engagement"]["replication_key_value"] == bookmarks["weeks"]["replication_key_value"] == 777
 
 
 @pytest.mark.postgres

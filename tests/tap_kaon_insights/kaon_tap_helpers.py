@@ -86,6 +86,11 @@ def listed_weeks(data: KaonDataset, first: int | None = None) -> list[int]:
     return [w for w in weeks if first is None or w >= first]
 
 
+def hit_weeks(data: KaonDataset, first: int) -> list[int]:
+    """The weeks ``hits`` reads from ``start_week`` ``first`` on a first run: back to the launch, before the list."""
+    return list(range(max(first, data.launch_week), data.current_week + 1))
+
+
 def expected_weekly(data: KaonDataset, stream: str, weeks: list[int]) -> list[dict[str, Any]]:
     """Rows the tap must emit for a weekly stream over ``weeks``, in order."""
     from emulators.kaon_data import week_start
