@@ -118,7 +118,7 @@ dagster-dev: venv meltano-install postgres ## Dagster's UI and daemon on http://
 	MELTANO_DATABASE_URI="$${MELTANO_DATABASE_URI:-$(KK_MELTANO_DATABASE_URI)}" $(DEV_WAREHOUSE) \
 		$(VENV)/bin/dagster dev -m kk_orchestration.definitions -h 127.0.0.1 -p $(KK_DAGSTER_PORT)
 
-BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kaon_readings tap_kahuna_concurrency target_kissmetrics_throughput reliability_load pipeline warehouse_loop orchestration_shards
+BENCHMARKS := emulator_throughput tap_kaon_concurrency tap_kaon_readings tap_kahuna_concurrency tap_kahuna_readings target_kissmetrics_throughput reliability_load pipeline warehouse_loop orchestration_shards
 
 bench: venv meltano-install postgres ## Run every benchmark (tens of minutes) and print their figures; see bench/README.md
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done

@@ -51,6 +51,23 @@ Control routes (no faults):
   ``POST`` with either field changes it for chains started afterwards (a cursor keeps its chain's cap).
 - ``POST /_emulator/reset`` also forgets every cursor (the paging knobs stay).
 
+Readings the vendor document leaves open besides ``number_of_records`` (all off by default, switchable at run
+time; ``/_emulator/reset`` keeps them): ``GET /_emulator/kahuna/readings`` -> the knobs; ``POST`` with any of them:
+
+- ``last_page_more_records`` (``false`` | ``absent``): a page that ends its chain says ``"more_records": false``,
+  or leaves the field out (the seed: ``more_records`` and ``cursor`` come "in addition" when more remain);
+- ``cursor_error`` (``names_cursor`` | ``generic`` | ``not_found``): an expired or unknown cursor is a 400 naming
+  the cursor, a 400 ``Invalid request parameters`` that says nothing of it, or a 404 ("cursor identifiers ... can
+  expire at any time", and the seed names no answer for it);
+- ``restart_from`` (``minute`` | ``day_start``): a timestamp request selects from its minute, or the server reads
+  only its date and answers from 00:00 ("the server returns records for the date specified");
+- ``day_end`` (``ends`` | ``empty_pages`` | ``repeat_page`` | ``repeat_last``): a chain that reached the last
+  record ends, or never ends: empty pages, the same last page again, or a page of only the last record, each
+  with a new cursor;
+- ``page_overlap`` (bool): each cursor page starts with the previous page's last record (pages of 2 or more);
+- ``order`` (``timestamp`` | ``stored``): records come in timestamp order, or in a stored order that is not
+  (each UTC hour's records newest first); a timestamp request selects the records at or after it, in that order.
+
 Bad answers come from the core fault layer (``/_emulator/corruptions``): a Kahuna answer is targeted by
 ``env``, ``category`` (any one of the requested categories), ``day`` (``YYYY-MM-DD``), ``page`` (0 for
 the timestamp request, then 1, 2, ... along its cursor chain) and ``start`` (the chain's timestamp
@@ -98,9 +115,15 @@ MAX_RECORDS_PER_PAGE = 1000
 MAX_OUTSTANDING_CURSORS = 100_000
 _REQUEST_TIMESTAMP = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})(?:\s*([AaPp][Mm]))?\s*")
 RECORDS_CAPS = ("page", "chain")
+LAST_PAGE_MORE_RECORDS = ("false", "absent")
+CURSOR_ERRORS = ("names_cursor", "generic", "not_found")
+RESTARTS_FROM = ("minute", "day_start")
+DAY_ENDS = ("ends", "empty_pages", "repeat_page", "repeat_last")
+ORDERS = ("timestamp", "stored")
+GENERIC_BAD_REQUEST = "Invalid request parameters"
 DEFAULT_CHAIN_PAGE_SIZE = 250
 _CURSOR_TOKEN = re.compile(r"kc\.([0-9]+)\.([0-9a-f]+)")
-ERROR_NAMES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 409: "Conflict"}
+ERROR_NAMES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,19 +195,22 @@ def create_emulator(options: argparse.Namespace, clock: Clock, faults: Faults) -
         seed=options.cursor_seed,
     )
     policy.validate()
-    cursors = CursorStore(policy)
+    readings = KahunaReadings()
+    cursors = CursorStore(policy, readings)
     paging = PagingPolicy(options.records_cap, options.chain_page_size)
     paging.validate()
     now = clock.now()
     datasets = {env: dataset_from_options(options, now, env) for env in (PRODUCTION, SANDBOX)}
     credentials = Credentials(options.secret_key, options.api_key, options.not_enabled_api_key)
-    api = LogsAPI(datasets, cursors, clock, credentials, paging, emulator)
+    api = LogsAPI(datasets, cursors, clock, credentials, paging, emulator, readings)
     emulator.add_route("POST", API_PATH, api.handle)
     emulator.add_route("GET", API_PATH, api.method_not_allowed)
     emulator.add_control_route("GET", "kahuna/cursors", cursors.describe_handler)
     emulator.add_control_route("POST", "kahuna/cursors", cursors.update_handler)
     emulator.add_control_route("GET", "kahuna/paging", paging.describe_handler)
     emulator.add_control_route("POST", "kahuna/paging", paging.update_handler)
+    emulator.add_control_route("GET", "kahuna/readings", readings.describe_handler)
+    emulator.add_control_route("POST", "kahuna/readings", readings.update_handler)
     emulator.on_reset(cursors.reset)
     emulator.corruptions.declare_targets(
         {"env": str, "category": str, "day": str, "page": int, "start": str}, check_answer_target
@@ -254,6 +280,53 @@ class PagingPolicy:
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
         self.records_cap, self.chain_page_size = candidate.records_cap, candidate.chain_page_size
+        return json_response(asdict(self))
+
+
+@dataclass
+class KahunaReadings:
+    """The readings of the seed this emulator serves besides ``number_of_records`` (see the module docstring)."""
+
+    last_page_more_records: str = "false"
+    cursor_error: str = "names_cursor"
+    restart_from: str = "minute"
+    day_end: str = "ends"
+    page_overlap: bool = False
+    order: str = "timestamp"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a knob of the wrong type or value."""
+        for name, allowed in (
+            ("last_page_more_records", LAST_PAGE_MORE_RECORDS),
+            ("cursor_error", CURSOR_ERRORS),
+            ("restart_from", RESTARTS_FROM),
+            ("day_end", DAY_ENDS),
+            ("order", ORDERS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if not isinstance(self.page_overlap, bool):
+            raise ValueError(f"page_overlap must be true or false, got {self.page_overlap!r}")
+
+    async def describe_handler(self, _: web.Request) -> web.Response:
+        """``GET /_emulator/kahuna/readings``."""
+        return json_response(asdict(self))
+
+    async def update_handler(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/kahuna/readings`` with any of the knobs."""
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of reading knobs")
+            unknown = set(changes) - set(asdict(self))
+            if unknown:
+                raise ValueError(f"unknown reading knob(s) {sorted(unknown)}; known: {sorted(asdict(self))}")
+            candidate = KahunaReadings(**{**asdict(self), **changes})
+            candidate.validate()
+        except (ValueError, TypeError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        for name, value in asdict(candidate).items():
+            setattr(self, name, value)
         return json_response(asdict(self))
 
 
@@ -374,6 +447,8 @@ class Chain:
     page: int = 0
     sent: int = 0
     cap: int | None = None
+    first_index: int = 0  # where the chain's first page started (no page overlaps before it)
+    select_from: str = ""  # the first timestamp the chain selects (``order: stored``)
 
 
 @dataclass(slots=True)
@@ -391,8 +466,9 @@ class Cursor:
 class CursorStore:
     """Issues opaque cursor tokens, keeps their positions and decides when they expire."""
 
-    def __init__(self, policy: ExpiryPolicy) -> None:
+    def __init__(self, policy: ExpiryPolicy, readings: KahunaReadings | None = None) -> None:
         self.policy = policy
+        self.readings = readings or KahunaReadings()
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._next_id = 0
         self._rng = random.Random(policy.seed)
@@ -416,7 +492,7 @@ class CursorStore:
         if cursor is None:
             if self._was_issued(token):
                 raise self._expired(token)
-            raise bad_request(f"cursor {token} is unknown to this server; restart from the timestamp")
+            raise self._refused(f"cursor {token} is unknown to this server; restart from the timestamp")
         if cursor.expired or self._expires_now(cursor):
             cursor.expired = True
             raise self._expired(token)
@@ -437,7 +513,15 @@ class CursorStore:
 
     def _expired(self, token: str) -> LogsAPIError:
         self.expired_answers += 1
-        return bad_request(f"cursor {token} has expired; restart from the timestamp")
+        return self._refused(f"cursor {token} has expired; restart from the timestamp")
+
+    def _refused(self, naming_the_cursor: str) -> LogsAPIError:
+        """The answer to a cursor the server no longer knows, under the ``cursor_error`` reading."""
+        if self.readings.cursor_error == "names_cursor":
+            return bad_request(naming_the_cursor)
+        if self.readings.cursor_error == "not_found":
+            return LogsAPIError(404, "Not Found")
+        return bad_request(GENERIC_BAD_REQUEST)
 
     def _was_issued(self, token: str) -> bool:
         """An evicted token of ours (it decodes to an id we handed out) counts as expired."""
@@ -599,6 +683,7 @@ class LogsAPI:
         credentials: Credentials,
         paging: PagingPolicy,
         emulator: Emulator,
+        readings: KahunaReadings | None = None,
     ) -> None:
         self.datasets = datasets
         self.cursors = cursors
@@ -606,7 +691,9 @@ class LogsAPI:
         self.credentials = credentials
         self.paging = paging
         self.emulator = emulator
+        self.readings = readings or KahunaReadings()
         self._merged_day = lru_cache(maxsize=512)(self._build_merged_day)
+        self._stored_selection = lru_cache(maxsize=512)(self._build_stored_selection)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Auth, then env, then the body; a page of records or an error body."""
@@ -627,27 +714,52 @@ class LogsAPI:
         """The page a request gets, and how corruption rules target it."""
         data = self.datasets[env].at(self.clock.now())
         chain = self._chain(env, query)
-        entries, timestamps = (
-            self._merged_day(env, query.categories, chain.day) if data.has_day(chain.day) else ((), [])
-        )
-        start = chain.next_index if query.cursor is not None else first_index_from(timestamps, query.start_text)
-        stop, more = self._page_end(chain, start, visible_count(timestamps, data.now_text), query.page_size)
-        page: dict[str, Any] = {"more_records": more}
+        entries, end = self._selection(env, query.categories, chain, data)
+        if query.cursor is not None:
+            start = chain.next_index
+        elif self.readings.order == "stored" or not data.has_day(chain.day):
+            start = 0
+        else:
+            start = first_index_from(self._merged_day(env, query.categories, chain.day)[1], chain.select_from)
+            chain = replace(chain, first_index=start)
+        overlap = self.readings.page_overlap and query.cursor is not None and start > chain.first_index
+        stop, more = self._page_end(chain, start, end, query.page_size, overlap)
+        following = replace(chain, next_index=stop, page=chain.page + 1, sent=chain.sent + stop - start)
+        if not more and stop >= end and self.readings.day_end != "ends":
+            more = True  # a chain that never ends: the next page is empty, this page again, or its last record
+            if self.readings.day_end == "repeat_page":
+                following = replace(following, next_index=start, sent=chain.sent)
+            elif self.readings.day_end == "repeat_last" and stop > start:
+                following = replace(following, next_index=stop - 1, sent=chain.sent + stop - start - 1)
+        page: dict[str, Any] = {"more_records": more} if more or self.readings.last_page_more_records == "false" else {}
         if more:
-            following = replace(chain, next_index=stop, page=chain.page + 1, sent=chain.sent + stop - start)
             page["cursor"] = self.cursors.issue(env, query.categories, following)
         for category in query.categories:
             page[category] = []
-        for category, record in entries[start:stop]:
+        for category, record in entries[start - 1 if overlap else start : stop]:
             page[category].append(record)
         return page, _answer_target(env, query.categories, chain)
 
-    def _page_end(self, chain: Chain, start: int, end: int, number_of_records: int) -> tuple[int, bool]:
-        """Where a page from ``start`` stops, and whether its chain goes on (``end``: the visible records)."""
+    def _selection(
+        self, env: str, categories: tuple[str, ...], chain: Chain, data: KahunaDataset
+    ) -> tuple[tuple[tuple[str, dict[str, Any]], ...], int]:
+        """The entries a chain pages through and how many of them are visible now."""
+        if not data.has_day(chain.day):
+            return (), 0
+        if self.readings.order == "stored":
+            return self._stored_selection(env, categories, chain.day, chain.select_from, data.now_text)
+        entries, timestamps = self._merged_day(env, categories, chain.day)
+        return entries, visible_count(timestamps, data.now_text)
+
+    def _page_end(self, chain: Chain, start: int, end: int, number_of_records: int, overlap: bool) -> tuple[int, bool]:
+        """Where a page from ``start`` stops, and whether its chain goes on (``end``: the visible records).
+
+        A page that repeats the previous page's last record (``overlap``) holds one new record fewer."""
+        fewer = 1 if overlap else 0
         if chain.cap is None:  # number_of_records is the page size
-            stop = min(start + number_of_records, end)
+            stop = min(start + max(1, number_of_records - fewer), end)
             return stop, stop < end
-        stop = min(start + min(self.paging.chain_page_size, chain.cap - chain.sent), end)
+        stop = min(start + max(1, min(self.paging.chain_page_size, chain.cap - chain.sent) - fewer), end)
         return stop, stop < end and chain.sent + stop - start < chain.cap
 
     def _chain(self, env: str, query: LogsQuery) -> Chain:
@@ -655,7 +767,28 @@ class LogsAPI:
         if query.cursor is not None:
             return self.cursors.use(query.cursor, env, query.categories).chain
         assert query.day is not None
-        return Chain(query.day, query.start_minute, next_index=0, cap=self.paging.chain_cap(query.page_size))
+        select_from = query.start_text
+        if self.readings.restart_from == "day_start":
+            select_from = f"{query.day.isoformat()} 00:00:00.000000"
+        return Chain(
+            query.day,
+            query.start_minute,
+            next_index=0,
+            cap=self.paging.chain_cap(query.page_size),
+            select_from=select_from,
+        )
+
+    def _build_stored_selection(
+        self, env: str, categories: tuple[str, ...], day: date, select_from: str, now_text: str
+    ) -> tuple[tuple[tuple[str, dict[str, Any]], ...], int]:
+        """``order: stored``: the day's records at or after ``select_from`` and visible now, each hour newest first."""
+        entries, _ = self._merged_day(env, categories, day)
+        chosen = [entry for entry in entries if select_from <= entry[1]["timestamp"] <= now_text]
+        by_hour: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for entry in chosen:
+            by_hour.setdefault(entry[1]["timestamp"][:13], []).append(entry)
+        stored = tuple(entry for hour in sorted(by_hour) for entry in reversed(by_hour[hour]))
+        return stored, len(stored)
 
     def _build_merged_day(
         self, env: str, categories: tuple[str, ...], day: date

@@ -19,12 +19,16 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_kahuna_logs.connector_common.retry import RetryingStream, describe_failure
-from tap_kahuna_logs.payloads import KahunaAPIError, checked_page, error_fields, names_sent_cursor
+from tap_kahuna_logs.payloads import KahunaAPIError, checked_page, error_fields, sent_cursor
 from tap_kahuna_logs.progress import DAY_START
 from tap_kahuna_logs.settings import KahunaSettings
 
 if t.TYPE_CHECKING:
     from tap_kahuna_logs.tap import TapKahunaLogs
+
+
+#: Answers about the credentials: never taken for an expired cursor.
+CREDENTIAL_STATUSES = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.CONFLICT)
 
 
 class CursorExpiredError(Exception):
@@ -158,14 +162,23 @@ class KahunaClient(RetryingStream):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """400 (unless an expired cursor), 401 and 409 stop the run with their cause; 429 and 5xx are retried."""
+        """A 4xx to a cursor request is an expired cursor; 401, 403, 409 and other 4xx stop the run with their cause;
+        429 and 5xx are retried.
+
+        The seed says cursors "can expire at any time" and names no error for it: whatever 4xx (but 401, 403, 409
+        and 429) answers a request that carried a cursor, the day goes on from its last position (``day_reader``
+        bounds how often without progress)."""
         status = response.status_code
         if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR and status != 429:
             error, detail = error_fields(response)
-            if status == HTTPStatus.BAD_REQUEST and names_sent_cursor(response, detail):
-                raise CursorExpiredError(detail)
+            if status not in CREDENTIAL_STATUSES and sent_cursor(response) is not None:
+                raise CursorExpiredError(f"{status} {error or response.reason}: {detail or '-'}")
             if status == HTTPStatus.UNAUTHORIZED:
                 raise KahunaAPIError("Kahuna Logs API answered 401 (bad credentials): check secret_key/api_key.")
+            if status == HTTPStatus.FORBIDDEN:
+                raise KahunaAPIError(
+                    "Kahuna Logs API answered 403 (forbidden): check secret_key/api_key and the namespace's access."
+                )
             if status == HTTPStatus.CONFLICT:
                 raise KahunaAPIError(
                     "Kahuna Logs API answered 409: these credentials are not enabled for the Logs API "

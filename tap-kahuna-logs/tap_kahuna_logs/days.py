@@ -36,7 +36,7 @@ from tap_kahuna_logs.client import KahunaClient, request_timestamp
 from tap_kahuna_logs.connector_common.concurrency import ordered_map
 from tap_kahuna_logs.connector_common.sdk_compat import write_state_now
 from tap_kahuna_logs.day_buffer import DayRecords
-from tap_kahuna_logs.day_reader import DayReader, OverfullMinuteError
+from tap_kahuna_logs.day_reader import DayReader, DayStopError, OverfullMinuteError, PageEdges
 from tap_kahuna_logs.progress import DayProgress, progress_from_bookmark
 from tap_kahuna_logs.records import log_record
 
@@ -51,8 +51,9 @@ class DayRead:
     start: DayProgress
     skip: int  # records to skip before emitting (a 0.1.x bookmark: the day was re-read from 00:00)
     records: DayRecords
-    emit_count: int  # every record, or those before a minute that could not be read
-    stop: OverfullMinuteError | None = None  # raised once the records before that minute have left
+    emit_count: int  # every record, or those before where the day could not be read further (none, if unsorted)
+    stop: DayStopError | None = None  # raised once the records before it have left
+    unsorted: bool = False  # records came out of timestamp order: the day's bookmark carries no minute
 
 
 class DayReadAhead:
@@ -132,6 +133,7 @@ class DailyLogStream(KahunaClient):
         self.read_ahead: DayReadAhead | None = None
         self._day_buffers: list[DayRecords] = []
         self._day_buffers_lock = threading.Lock()
+        self.page_edges = PageEdges()  # whether this server's cursor pages overlap, learned once for every day
 
     # --- reading a day -------------------------------------------------------------
     def read_day(self, day: date) -> DayRead:
@@ -149,12 +151,16 @@ class DailyLogStream(KahunaClient):
             keep=records.extend,
             describe_minute=partial(request_timestamp, day, timestamp_format=self.settings.timestamp_format),
             logger=self.logger,
+            edges=self.page_edges,
         )
         try:
             reader.read()
-        except OverfullMinuteError as stop:
-            before_minute = records.count - reader.progress.records_of_minute_since(start)
-            return DayRead(start, skip, records, before_minute, stop)
+        except DayStopError as stop:
+            if isinstance(stop, OverfullMinuteError):
+                emit_count = records.count - reader.progress.records_of_minute_since(start)
+            else:
+                emit_count = records.count if stop.keeps_records else 0
+            return DayRead(start, skip, records, emit_count, stop, reader.progress.unsorted)
         self.logger.debug(
             "%s: %d new records in %d chains, %d requests", reader.where, records.count, reader.chains, reader.requests
         )
@@ -166,7 +172,13 @@ class DailyLogStream(KahunaClient):
                 records.count,
                 f"{limit_mb:g}",
             )
-        return DayRead(start, skip, records, records.count)
+        if reader.progress.unsorted and not start.unsorted:
+            self.logger.info(
+                "%s: records came out of timestamp order; the day was read from 00:00 by position, and its "
+                "bookmark makes the next run do the same",
+                reader.where,
+            )
+        return DayRead(start, skip, records, records.count, unsorted=reader.progress.unsorted)
 
     # --- the sync --------------------------------------------------------------------
     def days_to_read(self) -> list[date]:
@@ -177,7 +189,14 @@ class DailyLogStream(KahunaClient):
         resume = progress_from_bookmark(self.stream_state)
         self._day_starts: dict[date, tuple[DayProgress, int]] = {resume[0].day: resume} if resume else {}
         first = resume[0].day if resume else self.settings.start_date
-        last = self.settings.end_date or datetime.now(timezone.utc).date()
+        today = datetime.now(timezone.utc).date()
+        last = self.settings.end_date or today
+        if last > today:
+            # A future day read now is empty, and its bookmark would let later runs skip it once it has records.
+            self.logger.info(
+                "%s: end_date %s is after today (UTC); reading to %s", self.name, last.isoformat(), today.isoformat()
+            )
+            last = today
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
     @override
@@ -216,6 +235,9 @@ class DailyLogStream(KahunaClient):
     def _emit_day(self, day_read: DayRead) -> Iterator[dict]:
         """One day's records in order, the bookmark moving with them, then a STATE (and the day's stop, if any)."""
         progress = day_read.start.copy()
+        progress.unsorted = (
+            progress.unsorted or day_read.unsorted
+        )  # every bookmark of the day then re-reads it by position
         day = progress.day
         if day_read.skip > day_read.records.count:
             self.logger.warning(

@@ -18,8 +18,10 @@ class KahunaAPIError(ServiceError):
 def checked_page(response: requests.Response, category: str, day: date) -> dict[str, Any]:
     """The page of a 200 answer, or a fatal one-line error naming the category and the day.
 
-    A page must be a JSON object with ``more_records`` (a boolean), an array of record objects for the category,
-    and a non-empty ``cursor`` string when ``more_records`` is true.
+    A page must be a JSON object with an array of record objects for the category. The seed has ``more_records``
+    and ``cursor`` come "in addition" when the server could not send everything, so a page without
+    ``more_records`` says more remain exactly when it has a cursor; the returned page always has
+    ``more_records``. When present, ``more_records`` is a boolean, and a true one comes with a non-empty cursor.
     """
     problem: str | None
     try:
@@ -28,6 +30,8 @@ def checked_page(response: requests.Response, category: str, day: date) -> dict[
         page, problem = None, not_json(response, exc)
     else:
         problem = page_problem(page, category)
+        if problem is None and "more_records" not in page:
+            page["more_records"] = isinstance(page.get("cursor"), str) and bool(page["cursor"].strip())
     if problem:
         raise KahunaAPIError(
             f"Kahuna Logs API sent a bad answer for {category} logs of UTC day {day.isoformat()}: "
@@ -48,9 +52,14 @@ def page_problem(page: Any, category: str) -> str | None:
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             return f'"{category}" item {index} is {json_type(record)}, not an object'
-    more_records = page.get("more_records")
+    if "more_records" not in page:
+        cursor = page.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            return f'"more_records" is missing and "cursor" is {json_type(cursor)}, not a string'
+        return None
+    more_records = page["more_records"]
     if not isinstance(more_records, bool):
-        return f'"more_records" is {json_type(more_records) if "more_records" in page else "missing"}, not a boolean'
+        return f'"more_records" is {json_type(more_records)}, not a boolean'
     cursor = page.get("cursor")
     if more_records and not (isinstance(cursor, str) and cursor.strip()):
         return f'"more_records" is true but "cursor" is {json_type(cursor) if "cursor" in page else "missing"}'
@@ -97,11 +106,11 @@ def error_fields(response: requests.Response) -> tuple[str, str]:
     return str(body.get("error") or ""), str(body.get("error_detail") or "")
 
 
-def names_sent_cursor(response: requests.Response, detail: str) -> bool:
-    """True when the request carried a cursor and the 400 is about it."""
+def sent_cursor(response: requests.Response) -> str | None:
+    """The cursor the request of ``response`` carried, or None (a chain's first, ``timestamp`` request)."""
     try:
         sent = json.loads(response.request.body or b"{}")
     except (TypeError, ValueError):
-        return False
+        return None
     cursor = sent.get("cursor") if isinstance(sent, dict) else None
-    return isinstance(cursor, str) and bool(cursor) and (cursor in detail or "cursor" in detail.lower())
+    return cursor if isinstance(cursor, str) and cursor else None

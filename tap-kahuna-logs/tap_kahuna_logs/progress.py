@@ -5,9 +5,11 @@ position inside a day is the minute of the last record held plus how many record
 request from that minute sends those records again first, and skipping that many lands on the next record.
 ``records`` counts the day's records so far: the next record's ``log_position``.
 
-Records are expected in timestamp order (the API selects by time). The position's minute never moves back: a
-record stamped earlier than the current minute (or with no readable timestamp) is counted in ``records`` only, as
-a request from the current minute would not send it again.
+Records are expected in timestamp order (the API selects by time), but the seed never says so. The position's
+minute never moves back: a record stamped earlier than the current minute (or with no readable timestamp) is
+counted in ``records`` only, and marks the day ``unsorted``: a request from a minute would not send such records
+again, so the day is then continued from 00:00 by position (``day_reader``), and its bookmark carries no
+``last_timestamp`` (the next run re-reads the day from 00:00 and skips ``day_records_emitted``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class DayProgress:
     minute: str = DAY_START
     minute_records: int = 0
     last_timestamp: str | None = None  # the timestamp of the last record of ``minute``, as given to ``advance``
+    unsorted: bool = False  # a record came out of timestamp order (or had no readable timestamp)
     day_text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -66,7 +69,7 @@ class DayProgress:
 
     def copy(self) -> DayProgress:
         """An independent copy (one for reading, one for emitting)."""
-        return DayProgress(self.day, self.records, self.minute, self.minute_records, self.last_timestamp)
+        return DayProgress(self.day, self.records, self.minute, self.minute_records, self.last_timestamp, self.unsorted)
 
     def advance(self, timestamp: t.Any) -> None:
         """Count one more record of the day, stamped ``timestamp`` (raw or ISO)."""
@@ -76,6 +79,7 @@ class DayProgress:
         """Count one more record of the day: ``stamp`` is ``record_minute(timestamp)``, already known."""
         self.records += 1
         if stamp is None or stamp[0] != self.day_text or stamp[1] < self.minute:
+            self.unsorted = True
             return
         if stamp[1] == self.minute:
             self.minute_records += 1
@@ -93,7 +97,7 @@ class DayProgress:
         return {
             BOOKMARK_DAY: self.day_text,
             BOOKMARK_DAY_RECORDS: self.records,
-            BOOKMARK_LAST_TIMESTAMP: self.last_timestamp,
+            BOOKMARK_LAST_TIMESTAMP: None if self.unsorted else self.last_timestamp,
             BOOKMARK_MINUTE_RECORDS: self.minute_records,
         }
 

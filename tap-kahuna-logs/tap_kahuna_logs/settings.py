@@ -40,7 +40,7 @@ class KahunaSettings(PluginSettings):
         required=True,
         rule=not_in_future,
     )
-    end_date: date | None = setting("Last UTC day to read (YYYY-MM-DD); default: today (UTC).")
+    end_date: date | None = setting("Last UTC day to read (YYYY-MM-DD); default and latest: today (UTC).")
     categories: tuple[str, ...] = setting(
         "Log categories to read: inapp, push, email, user_merge (one stream each).",
         default=list(CATEGORIES),

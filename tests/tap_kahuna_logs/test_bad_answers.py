@@ -46,10 +46,6 @@ BAD_ANSWERS: dict[str, tuple[dict[str, Any], str]] = {
         {"kind": "set_key", "key": "more_records", "value": 1},
         '"more_records" is the number 1, not a boolean',
     ),
-    "more_records_missing": (
-        {"kind": "missing_key", "key": "more_records"},
-        '"more_records" is missing, not a boolean',
-    ),
     "cursor_missing": ({"kind": "missing_key", "key": "cursor"}, '"more_records" is true but "cursor" is missing'),
     "cursor_empty": (
         {"kind": "set_key", "key": "cursor", "value": ""},

@@ -41,11 +41,27 @@ def test_progress_counts_the_records_of_the_latest_minute_and_never_moves_back()
     ]:
         progress.advance(timestamp)
     assert (progress.records, progress.minute, progress.minute_records) == (7, "14:03", 3)
+    assert progress.unsorted, "records out of order: the day is continued by position"
+    # no minute in the bookmark: the next run re-reads the day from 00:00 and skips the 7 records by position
     assert progress.bookmark() == {
         "day": "2026-11-17",
         "day_records_emitted": 7,
-        "last_timestamp": "2026-11-17 14:03:02.000000",
+        "last_timestamp": None,
         "minute_records_emitted": 3,
+    }
+    assert progress_from_bookmark(progress.bookmark()) == (DayProgress(DAY), 7)
+
+
+def test_progress_in_timestamp_order_bookmarks_its_minute() -> None:
+    progress = DayProgress(DAY)
+    for timestamp in ["2026-11-17 00:00:00.000000", "2026-11-17 14:03:01.000000", "2026-11-17 14:03:02.000000"]:
+        progress.advance(timestamp)
+    assert not progress.unsorted
+    assert progress.bookmark() == {
+        "day": "2026-11-17",
+        "day_records_emitted": 3,
+        "last_timestamp": "2026-11-17 14:03:02.000000",
+        "minute_records_emitted": 2,
     }
 
 

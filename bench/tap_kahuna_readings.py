@@ -1,0 +1,104 @@
+"""tap-kahuna-logs: the requests each reading of the seed costs (counted requests, not timings).
+
+Starts one Kahuna emulator (frozen at 2026-11-18T15:30Z; 3 UTC days of 3,801 in-app records each with a run of
+300 records sharing one timestamp and a burst of 600 in 10:15; the last day partial), switches its readings at run
+time (``/_emulator/kahuna/paging`` and ``/_emulator/kahuna/readings``) and runs the real CLI once per reading on
+the ``inapp`` stream with ``page_size`` 700. Every reading a client can be exact under must emit the same records
+(in the server's order: a stored order that is not timestamp order emits the same set, keyed in that order); the
+table counts the requests, the extra ones over the contract's reading, and the readings that stop with one line.
+Prints a Markdown table.
+
+    .venv/bin/python bench/tap_kahuna_readings.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from emulators.testing import EmulatorProcess
+
+TAP = str(Path(sys.executable).with_name("tap-kahuna-logs"))
+NOW = "2026-11-18T15:30:00+00:00"
+DATA_ARGS = (
+    *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
+    *("--burst-minute", "10:15", "--burst-records", "600"),
+)
+CONTRACT = {
+    "last_page_more_records": "false",
+    "cursor_error": "names_cursor",
+    "restart_from": "minute",
+    "day_end": "ends",
+    "page_overlap": False,
+    "order": "timestamp",
+}
+READINGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("the contract's readings", "page", {}),
+    ("more_records left out of the last page", "page", {"last_page_more_records": "absent"}),
+    ("pages overlap by one record", "page", {"page_overlap": True}),
+    ("restarts answered from 00:00", "page", {"restart_from": "day_start"}),
+    ("records in a stored order", "page", {"order": "stored"}),
+    ("a chain that never ends (empty pages)", "page", {"day_end": "empty_pages"}),
+    ("number_of_records caps each chain", "chain", {}),
+    ("capped, more_records left out", "chain", {"last_page_more_records": "absent"}),
+    ("capped, pages overlap by one record", "chain", {"page_overlap": True}),
+    ("capped, restarts answered from 00:00", "chain", {"restart_from": "day_start"}),
+    ("capped, records in a stored order", "chain", {"order": "stored"}),
+]
+
+
+def run_reading(
+    emulator: EmulatorProcess, work: Path, records_cap: str, readings: dict[str, Any]
+) -> tuple[list[str], int, int]:
+    """Run the tap under the readings: its records (sorted), the requests it made, its exit code."""
+    emulator.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
+    emulator.control("kahuna/readings", {**CONTRACT, **readings})
+    emulator.reset()
+    config = {
+        "secret_key": "kahuna-demo-secret",
+        "api_key": "kahuna-demo-key",
+        "api_url": f"{emulator.url}/api/kahunalogs",
+        "start_date": "2026-11-16",
+        "end_date": "2026-11-18",
+        "categories": ["inapp"],
+        "page_size": 700,
+        "max_concurrency": 2,
+    }
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    result = subprocess.run([TAP, "--config", str(config_path)], capture_output=True, text=True, check=False)
+    messages = (json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"type":"RECORD"'))
+    records = sorted(
+        json.dumps({name: value for name, value in message["record"].items() if name != "log_position"}, sort_keys=True)
+        for message in messages
+    )
+    requests = [entry for entry in emulator.requests() if entry["path"].endswith("/api/kahunalogs")]
+    return records, len(requests), result.returncode
+
+
+def main() -> None:
+    """Measure and print the table."""
+    rows = []
+    with EmulatorProcess("kahuna", "--now", NOW, *DATA_ARGS) as emulator, tempfile.TemporaryDirectory() as tmp:
+        reference: list[str] | None = None
+        for label, records_cap, readings in READINGS:
+            records, requests, returncode = run_reading(emulator, Path(tmp), records_cap, readings)
+            if reference is None:
+                reference = records
+            elif returncode == 0 and records != reference:
+                raise SystemExit(f"{label}: exit 0 with other records than under the contract's readings")
+            rows.append((label, records_cap, len(records), requests, returncode))
+    base = rows[0][3]
+    print("| reading | number_of_records | records | requests | extra | outcome |")
+    print("|:--|:--|--:|--:|--:|:--|")
+    for label, records_cap, count, requests, returncode in rows:
+        outcome = "exact" if returncode == 0 else "stops with one line"
+        print(f"| {label} | {records_cap} | {count} | {requests} | {requests - base:+d} | {outcome} |")
+
+
+if __name__ == "__main__":
+    main()

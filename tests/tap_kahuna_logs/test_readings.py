@@ -1,0 +1,346 @@
+"""Exactly once under every reading of the seed the emulator serves (``/_emulator/kahuna/readings``), or one line.
+
+Each reading is crossed with both readings of ``number_of_records`` (``/_emulator/kahuna/paging``: page size, or
+the cap of a cursor chain with the server's pages of 250). The days are the hard ones of ``test_both_readings``:
+3,801 records per category and day, a run of 300 records sharing one timestamp and a burst of 600 in 10:15; the
+tap reads ``inapp`` with ``page_size`` 700.
+
+Where a client can be exact, the test asserts the exact record set, order, keys and bookmarks; where none can
+(a capped chain under a server that answers restarts from 00:00, or that sends records out of timestamp order;
+a chain that never ends), one ERROR line, exit 1, and only records (and bookmarks) the tap can vouch for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from emulators.kahuna_data import KahunaDataset
+from emulators.testing import EmulatorProcess
+from tap_kahuna_logs.day_reader import MAX_PAGES_WITHOUT_PROGRESS
+from tests.support.cli import PluginRun
+from tests.tap_kahuna_logs.kahuna_helpers import (
+    assert_bookmark,
+    base_config,
+    bookmark_after,
+    data_keys,
+    emulator_dataset,
+    iso,
+    keys,
+    start_kahuna,
+)
+from tests.tap_kahuna_logs.test_both_readings import HARD_DAYS, PAGE_SIZE, READINGS
+
+CONTRACT = {
+    "last_page_more_records": "false",
+    "cursor_error": "names_cursor",
+    "restart_from": "minute",
+    "day_end": "ends",
+    "page_overlap": False,
+    "order": "timestamp",
+}
+
+
+@pytest.fixture(scope="module")
+def hard_days() -> Iterator[EmulatorProcess]:
+    """One emulator with the hard days for the module; tests set its readings."""
+    emulator = start_kahuna(*HARD_DAYS)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def data() -> KahunaDataset:
+    """What the hard-days emulator serves."""
+    return emulator_dataset(*HARD_DAYS)
+
+
+def serve(emulator: EmulatorProcess, records_cap: str, **readings: Any) -> EmulatorProcess:
+    """The emulator under ``readings`` (the rest as the contract reads them), no faults, an empty request log."""
+    emulator.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
+    assert emulator.control("kahuna/readings", {**CONTRACT, **readings}) == {**CONTRACT, **readings}
+    emulator.set_faults(error_rate=0.0, drop_rate=0.0, rate_limit_rate=0.0, latency_ms=0.0)
+    emulator.control("kahuna/cursors", {"expire_rate": 0.0, "expire_after_uses": None, "expire_at_uses": None})
+    emulator.reset()
+    return emulator
+
+
+def config(emulator: EmulatorProcess, data: KahunaDataset, **overrides: Any) -> dict[str, Any]:
+    """``inapp`` on every day of ``data``, pages of PAGE_SIZE, quick retries."""
+    settings = {
+        "categories": ["inapp"],
+        "start_date": data.days[0].isoformat(),
+        "end_date": data.days[-1].isoformat(),
+        "page_size": PAGE_SIZE,
+        "max_concurrency": 2,
+        "max_retries": 8,
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.05,
+        **overrides,
+    }
+    return base_config(emulator, **settings)
+
+
+def stored_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The emulator's ``order: stored``: each UTC hour's records newest first."""
+    hours: dict[str, list[dict[str, Any]]] = {}
+    for raw in records:
+        hours.setdefault(raw["timestamp"][:13], []).append(raw)
+    return [raw for hour in sorted(hours) for raw in reversed(hours[hour])]
+
+
+def assert_exact(run: PluginRun, data: KahunaDataset, order: str = "timestamp") -> None:
+    """Exit 0; every inapp record once, in the server's order, keyed by position, with the final bookmark."""
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.rows("inapp_logs")
+    assert keys(records) == data_keys(data, "inapp")
+    served = [raw for day in data.days for raw in arrange(data.records("inapp", day), order)]
+    assert [record["timestamp"] for record in records] == [iso(raw["timestamp"]) for raw in served]
+    assert [record["user_id"] for record in records] == [str(raw["user_id"]) for raw in served]
+    bookmark = run.final_state["bookmarks"]["inapp_logs"]
+    today = data.days[-1]
+    if order == "timestamp":
+        assert_bookmark(bookmark, bookmark_after(data, "inapp", today, 10**9))
+    else:  # no minute to resume from: the next run re-reads the day from 00:00 and skips by position
+        expected = {"day": today.isoformat(), "day_records_emitted": len(data.records("inapp", today))}
+        assert_bookmark(bookmark, {**expected, "last_timestamp": None})
+
+
+def arrange(records: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    return stored_order(records) if order == "stored" else records
+
+
+def one_error(run: PluginRun) -> str:
+    """Exit 1 with one ERROR line and no traceback; the line."""
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert len(run.error_lines) == 1, run.error_lines
+    return run.error_lines[0]
+
+
+def requests_of(emulator: EmulatorProcess, day: date | None = None) -> list[dict[str, Any]]:
+    """The API requests the emulator answered (of ``day``'s chains, when given: the timestamp starts them)."""
+    answered = [r for r in emulator.requests() if r["path"].endswith("/api/kahunalogs")]
+    if day is None:
+        return answered
+    chosen, in_day = [], False
+    for request in answered:
+        body = request["json"]
+        if "timestamp" in body:
+            in_day = body["timestamp"].startswith(day.strftime("%m/%d/%Y"))
+        if in_day:
+            chosen.append(request)
+    return chosen
+
+
+# --- readings a client can be exact under ---------------------------------------------------------------------------
+EXACT_READINGS = {
+    "more_records-absent-on-the-last-page": {"last_page_more_records": "absent"},
+    "expired-cursor-a-generic-400": {"cursor_error": "generic"},
+    "pages-overlap": {"page_overlap": True},
+    "stored-order": {"order": "stored"},
+    "restart-from-day-start": {"restart_from": "day_start"},
+    "all-of-them": {
+        "last_page_more_records": "absent",
+        "cursor_error": "generic",
+        "page_overlap": True,
+        "order": "stored",
+        "restart_from": "day_start",
+    },
+}
+#: Under the capped reading, these leave no client a way past a chain's cap (tested below).
+CAPPED_OUT = {"stored-order", "restart-from-day-start", "all-of-them"}
+
+
+@pytest.mark.parametrize(
+    ("reading", "records_cap"),
+    [
+        pytest.param(reading, records_cap, id=f"{reading}-{records_cap}")
+        for reading in EXACT_READINGS
+        for records_cap in READINGS
+        if records_cap == "page" or reading not in CAPPED_OUT  # the others: the tests below
+    ],
+)
+def test_every_record_once_with_expiring_cursors_under_each_reading(
+    hard_days: EmulatorProcess,
+    data: KahunaDataset,
+    run_tap: Callable[..., PluginRun],
+    reading: str,
+    records_cap: str,
+) -> None:
+    emulator = serve(hard_days, records_cap, **EXACT_READINGS[reading])
+    emulator.control("kahuna/cursors", {"expire_rate": 0.08, "seed": 5})
+
+    run = run_tap(config(emulator, data))
+
+    assert_exact(run, data, EXACT_READINGS[reading].get("order", "timestamp"))
+    refused = [r for r in requests_of(emulator) if r["status"] == 400]
+    assert refused, "cursors expired mid-chain and the day went on"
+    assert all("cursor" in r["json"] for r in refused), "only cursor requests were refused"
+
+
+@pytest.mark.parametrize("records_cap", READINGS)
+def test_more_records_absent_costs_no_request_more(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun], records_cap: str
+) -> None:
+    contract = run_tap(config(serve(hard_days, records_cap), data))
+    contract_requests = len(requests_of(hard_days))
+    absent = run_tap(config(serve(hard_days, records_cap, last_page_more_records="absent"), data))
+    assert absent.rows("inapp_logs") == contract.rows("inapp_logs")
+    assert len(requests_of(hard_days)) == contract_requests
+
+
+@pytest.mark.parametrize("records_cap", READINGS)
+def test_overlapping_pages_are_learned_at_the_first_two_edges(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun], records_cap: str
+) -> None:
+    emulator = serve(hard_days, records_cap, page_overlap=True)
+    run = run_tap(config(emulator, data, max_concurrency=1))
+    assert_exact(run, data)
+    assert "told by counting" not in run.stderr, "two edges in a row told, no extra request"
+    assert not [r for r in requests_of(emulator) if r["json"]["number_of_records"] == 1000]
+
+
+@pytest.mark.parametrize("page_overlap", [False, True], ids=["genuine-repeat", "overlap"])
+def test_a_repeat_at_a_chains_only_edge_is_told_by_counting_it_in_a_fresh_answer(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun], page_overlap: bool
+) -> None:
+    day = data.days[0]
+    records = data.records("inapp", day)
+    repeat = next(i for i in range(len(records) - 1) if records[i] == records[i + 1])  # the day's genuine repeat
+    # resume from a bookmark at the first record of a minute so that the chain from it has two pages, the first
+    # ending with the first copy of the repeat: the chain's only edge falls between the two copies
+    first_of_minute = [
+        i for i in range(1, len(records)) if records[i]["timestamp"][:16] > records[i - 1]["timestamp"][:16]
+    ]
+    start = next(i for i in first_of_minute if len(records) - repeat - 1 < repeat + 1 - i <= 999)
+    page_size = repeat + 1 - start
+    state = {
+        "bookmarks": {
+            "inapp_logs": {
+                "day": day.isoformat(),
+                "day_records_emitted": start + 1,
+                "last_timestamp": iso(records[start]["timestamp"]),
+                "minute_records_emitted": 1,
+            }
+        }
+    }
+    emulator = serve(hard_days, "page", page_overlap=page_overlap)
+    run = run_tap(
+        config(emulator, data, start_date=day.isoformat(), end_date=day.isoformat(), page_size=page_size),
+        state=state,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert keys(run.rows("inapp_logs")) == data_keys(data, "inapp", [day])[start + 1 :], "both copies, once each"
+    told = "repeat the previous page's last record" if page_overlap else "do not overlap"
+    assert f"Kahuna cursor pages {told} (told by counting one record in a fresh answer)" in run.stderr
+    counted = [r["json"] for r in requests_of(emulator) if r["json"].get("number_of_records") == 1000]
+    assert len(counted) == 1, "one request told it"
+    assert counted[0]["timestamp"].endswith(records[repeat]["timestamp"][11:16])
+
+
+# --- readings no client can read past: one line, only what the tap vouches for ---------------------------------------
+def test_capped_chains_answered_from_the_day_start_stop_after_the_first_chain(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun]
+) -> None:
+    emulator = serve(hard_days, "chain", restart_from="day_start")
+    run = run_tap(config(emulator, data, max_concurrency=1))
+    error = one_error(run)
+    first = data.days[0]
+    assert f"inapp logs of UTC day {first.isoformat()}" in error
+    assert "reads only the date of timestamp" in error
+    assert f"no request reaches past the first {PAGE_SIZE} records" in error
+    assert "Raise page_size (now 700" in error
+    # the first chain's records are exact and leave with their bookmark; nothing past them
+    assert keys(run.rows("inapp_logs")) == data_keys(data, "inapp", [first])[:PAGE_SIZE]
+    assert_bookmark(run.final_state["bookmarks"]["inapp_logs"], bookmark_after(data, "inapp", first, PAGE_SIZE))
+
+
+def test_capped_chains_out_of_timestamp_order_stop_the_day_with_nothing_emitted(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun]
+) -> None:
+    emulator = serve(hard_days, "chain", order="stored")
+    run = run_tap(config(emulator, data, max_concurrency=1))
+    error = one_error(run)
+    assert f"inapp logs of UTC day {data.days[0].isoformat()}" in error
+    assert "out of timestamp order" in error
+    assert "nothing of this day was emitted" in error
+    assert run.rows("inapp_logs") == []
+    bookmarks = [s["bookmarks"].get("inapp_logs", {}) for s in run.states]
+    assert all(not bookmark.get("day_records_emitted") for bookmark in bookmarks), bookmarks
+
+
+@pytest.mark.parametrize("records_cap", READINGS)
+@pytest.mark.parametrize("day_end", ["empty_pages", "repeat_page", "repeat_last"])
+def test_a_chain_that_never_ends_stops_after_a_few_pages_with_one_line(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun], day_end: str, records_cap: str
+) -> None:
+    emulator = serve(hard_days, records_cap, day_end=day_end)
+    first = data.days[0]
+    run = run_tap(config(emulator, data, max_concurrency=1))
+
+    error = one_error(run)
+    assert f"inapp logs of UTC day {first.isoformat()}" in error
+    assert "pages that bring nothing new (empty, the same page again, or only the last record again): " in error
+    # every record of the day arrived before the chain went on without end: they leave, with their bookmark
+    assert keys(run.rows("inapp_logs")) == data_keys(data, "inapp", [first])
+    assert_bookmark(run.final_state["bookmarks"]["inapp_logs"], bookmark_after(data, "inapp", first, 10**9))
+    # bounded: the pages of the day, then MAX_PAGES_WITHOUT_PROGRESS pages with nothing new, then the stop
+    day_requests = requests_of(emulator, first)
+    records = len(data.records("inapp", first))
+    pages_needed = -(-records // (PAGE_SIZE if records_cap == "page" else 250))
+    assert len(day_requests) <= pages_needed + 2 * MAX_PAGES_WITHOUT_PROGRESS + 4, len(day_requests)
+    assert not requests_of(emulator, data.days[1]), "the next day was never asked for"
+
+
+# --- cursors and days -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cursor_error", ["generic", "not_found"])
+def test_any_4xx_to_a_cursor_request_restarts_the_chain(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun], cursor_error: str
+) -> None:
+    emulator = serve(hard_days, "page", cursor_error=cursor_error)
+    day = data.days[0]
+    emulator.control("kahuna/cursors", {"expire_at_uses": [2, 3]})  # the 2nd and 3rd cursor requests are refused
+    run = run_tap(config(emulator, data, start_date=day.isoformat(), end_date=day.isoformat()))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert keys(run.rows("inapp_logs")) == data_keys(data, "inapp", [day])
+    refused = [r for r in requests_of(emulator) if r["status"] == (404 if cursor_error == "not_found" else 400)]
+    assert len(refused) == 2
+    assert all("cursor" in r["json"] for r in refused)
+    assert run.stderr.count("Cursor expired while reading inapp logs of UTC day") == 2
+
+
+def test_a_4xx_to_every_cursor_request_stops_with_the_servers_answer(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun]
+) -> None:
+    emulator = serve(hard_days, "page", cursor_error="generic")
+    emulator.control("kahuna/cursors", {"expire_rate": 1.0})
+    day = data.days[0]
+    # pages of 100: a chain from the minute of the run of 300 equal timestamps brings nothing new before its cursor
+    run = run_tap(config(emulator, data, start_date=day.isoformat(), end_date=day.isoformat(), page_size=100))
+    error = one_error(run)
+    assert "keep expiring (or their requests keep being refused: 400 Bad Request: Invalid request parameters)" in error
+    assert run.rows("inapp_logs") == []
+
+
+def test_an_end_date_after_today_reads_to_today(hard_days: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:
+    emulator = serve(hard_days, "page")
+    today = datetime.now(timezone.utc).date()
+    run = run_tap(
+        base_config(
+            emulator,
+            categories=["inapp"],
+            start_date=(today - timedelta(days=1)).isoformat(),
+            end_date=(today + timedelta(days=3)).isoformat(),
+        )
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"end_date {(today + timedelta(days=3)).isoformat()} is after today (UTC); reading to {today}" in run.stderr
+    asked = Counter(r["json"]["timestamp"].split()[0] for r in requests_of(emulator) if "timestamp" in r["json"])
+    assert set(asked) == {(today - timedelta(days=1)).strftime("%m/%d/%Y"), today.strftime("%m/%d/%Y")}
+    assert run.final_state["bookmarks"]["inapp_logs"]["day"] == today.isoformat()
