@@ -96,9 +96,12 @@ def test_the_demo_report_renders_in_headless_chromium_with_the_warehouse_and_its
             f"{schema}.{name}": str(connection.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0])  # noqa: S608
             for schema, name in tables
         }
-        (weeks,) = connection.execute("select count(distinct week) from kaon.engagement").fetchone()
-        listed = connection.execute("select distinct week from kaon.engagement order by 1").fetchall()
-        week_numbers = [int(week) for (week,) in listed]
+        # engagement has the listed weeks; hits go back to the app's launch (the hits backfill), before them
+        chart_weeks = []
+        for table in ("engagement", "hits"):
+            rows = connection.execute(f"select distinct week from kaon.{table} order by 1").fetchall()  # noqa: S608
+            chart_weeks.append([int(week) for (week,) in rows])
+    week_numbers = chart_weeks[0]
     assert shown_tables == counts
     assert {"kaon.engagement", "kahuna.inapp_logs", "marts.kissmetrics_events"} <= set(shown_tables)
 
@@ -112,16 +115,18 @@ def test_the_demo_report_renders_in_headless_chromium_with_the_warehouse_and_its
 
     charts = re.findall(r'<svg role="img" aria-label="([^"]+)"(.*?)</svg>', dom, re.S)
     assert [label for label, _ in charts] == ["Weekly engagement (all buckets)", "Weekly hits (all paths)"]
-    assert [body.count('class="bar') for _, body in charts] == [weeks, weeks]
+    assert [body.count('class="bar') for _, body in charts] == [len(weeks) for weeks in chart_weeks]
+    assert chart_weeks[1][-len(week_numbers) :] == week_numbers, "hits cover every listed week"
+    assert len(chart_weeks[1]) > len(week_numbers), "and the weeks before them"
     # Each bar names its week's first day (Sunday, UTC) and number; the week still filling up is marked partial.
     today = datetime.now(timezone.utc).date()
     filling = (today - date(2012, 1, 1)).days // 7
-    for _, body in charts:
-        starts = [date(2012, 1, 1) + timedelta(days=7 * week) for week in week_numbers]
+    for (_, body), weeks in zip(charts, chart_weeks, strict=True):
+        starts = [date(2012, 1, 1) + timedelta(days=7 * week) for week in weeks]
         assert re.findall(r'<text class="week-start"[^>]*>([^<]+)</text>', body) == [
             f"{start:%b} {start.day}" for start in starts
         ]
-        assert re.findall(r'<text class="week-number"[^>]*>w(\d+)</text>', body) == [str(w) for w in week_numbers]
+        assert re.findall(r'<text class="week-number"[^>]*>w(\d+)</text>', body) == [str(w) for w in weeks]
         partial = re.findall(r'<rect class="bar partial"[^>]*><title>week (\d+) \(from ([\d-]+), still filling', body)
         assert partial == ([(str(filling), (date(2012, 1, 1) + timedelta(days=7 * filling)).isoformat())]
                            if filling in week_numbers else [])  # fmt: skip
