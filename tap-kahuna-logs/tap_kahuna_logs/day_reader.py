@@ -26,8 +26,8 @@ The other readings the seed leaves open, each read exactly or stopped with one l
   by position; a capped chain that cannot get past them stops the day (:class:`UnsortedDayError`, nothing of it
   emitted), and the day's bookmark carries no minute, so the next run re-reads it from 00:00 by position;
 - pages that overlap (each starts with the previous page's last record): learned from two overlapping page edges
-  in a row (or, at a chain's end, by counting that record in a fresh answer) and read once; until then the page
-  after an overlapping edge waits;
+  in a row (or, at a chain's only edge, from the edges of a chain from 00:00, at most three pages, else by counting
+  that record in a fresh answer) and read once; until then the page after an overlapping edge waits;
 - a chain that makes no progress (empty pages with cursors, the same page again, a page of only the previous
   page's last record) stops after :data:`MAX_PAGES_WITHOUT_PROGRESS` such pages in a row
   (:class:`ChainWithoutProgressError`): the records before them leave with their bookmark, the run fails.
@@ -51,6 +51,8 @@ MAX_EXPIRIES_WITHOUT_PROGRESS = 10
 #: Pages in a row that bring nothing new to a chain (empty, repeated, only the last record again) before it stops.
 MAX_PAGES_WITHOUT_PROGRESS = 3
 API_MAX_RECORDS = 1000
+#: Pages of a chain from 00:00 read, at most, to tell whether cursor pages overlap (three pages: two edges).
+EDGE_PROBE_PAGES = 3
 
 
 class DayStopError(KahunaAPIError):
@@ -290,11 +292,46 @@ class DayReader:
         return resolved, records, None
 
     def resolve_edge(self, waiting: Waiting, *, at_chain_end: bool) -> list[dict]:
-        """The waiting page's records to read, once ``edges`` knows (or, at a chain's end, once a fresh answer
-        counted its first record)."""
+        """The waiting page's records to read, once ``edges`` knows (or, at a chain's end, once the edges of a
+        chain from 00:00, or a fresh answer counting its first record, told)."""
         if self.edges.overlaps is None and at_chain_end:
-            self.edges.learn(self.count_says_overlap(waiting))
+            told = self.edges_from_day_start()
+            self.edges.learn(self.count_says_overlap(waiting) if told is None else told)
         return waiting.records[1:] if self.edges.overlaps else waiting.records
+
+    def edges_from_day_start(self) -> bool | None:
+        """Whether pages overlap, told by the page edges of a chain from 00:00 (they fall elsewhere than the
+        chain's): an edge that does not repeat means no, two that repeat in a row mean yes; None if it ends first."""
+        cursor: str | None = None
+        previous: list[dict] = []
+        repeating = 0
+        for _ in range(EDGE_PROBE_PAGES):
+            self.requests += 1
+            try:
+                page = self.fetch(DAY_START, self.page_size, cursor)
+            except CursorExpiredError:
+                return None
+            records = page[self.category]
+            if cursor is not None and previous and len(records) >= 2:
+                if records[0] != previous[-1]:
+                    told = False
+                    break
+                repeating += 1
+                if repeating == 2:
+                    told = True
+                    break
+            previous = records or previous
+            if not page["more_records"]:
+                return None
+            cursor = page["cursor"]
+        else:
+            return None
+        self.logger.info(
+            "%s: Kahuna cursor pages %s (told by the page edges of a chain from 00:00)",
+            self.where,
+            "repeat the previous page's last record" if told else "do not overlap",
+        )
+        return told
 
     def count_says_overlap(self, waiting: Waiting) -> bool:
         """Whether the waiting page's first record (equal to the previous page's last) is one record sent twice:

@@ -11,10 +11,13 @@ import random
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.reliability.reliability_helpers import (
     dedup_events,
@@ -52,6 +55,17 @@ KAHUNA_HARD_DAYS = [
 ]
 
 
+class StoredOrder:
+    """A data set seen through ``order: stored`` (the days and their records in the server's order)."""
+
+    def __init__(self, data: KahunaDataset) -> None:
+        self.days = data.days
+        self._data = data
+
+    def records(self, category: str, day: date) -> list[dict]:
+        return stored_order(self._data.records(category, day))
+
+
 @pytest.fixture(scope="module")
 def kahuna() -> Iterator[EmulatorProcess]:
     """One Kahuna emulator with the hard days for the module (read only; each test picks the reading)."""
@@ -60,15 +74,52 @@ def kahuna() -> Iterator[EmulatorProcess]:
     emulator.stop()
 
 
-@pytest.mark.parametrize(("records_cap", "seed"), [("page", 1), ("page", 2), ("chain", 3), ("chain", 4)])
+#: The contract's readings of the rest of the seed (tests/tap_kahuna_logs/test_readings.py), and two hard mixes of
+#: the others a client can be exact under: under the page-size reading, and under the capped one.
+CONTRACT_READINGS = {
+    "last_page_more_records": "false",
+    "cursor_error": "names_cursor",
+    "restart_from": "minute",
+    "day_end": "ends",
+    "page_overlap": False,
+    "order": "timestamp",
+}
+PAGE_MIX = {"last_page_more_records": "absent", "restart_from": "day_start", "page_overlap": True, "order": "stored"}
+CHAIN_MIX = {"last_page_more_records": "absent", "cursor_error": "generic", "page_overlap": True}
+
+
+def stored_order(records: list[dict]) -> list[dict]:
+    """The emulator's ``order: stored``: each UTC hour's records newest first."""
+    hours: dict[str, list[dict]] = {}
+    for raw in records:
+        hours.setdefault(raw["timestamp"][:13], []).append(raw)
+    return [raw for hour in sorted(hours) for raw in reversed(hours[hour])]
+
+
+@pytest.mark.parametrize(
+    ("records_cap", "seed", "readings"),
+    [
+        ("page", 1, {}),
+        ("page", 2, {}),
+        ("chain", 3, {}),
+        ("chain", 4, {}),
+        ("page", 5, PAGE_MIX),
+        ("chain", 6, CHAIN_MIX),
+    ],
+    ids=["page-1", "page-2", "chain-3", "chain-4", "page-5-hard-readings", "chain-6-hard-readings"],
+)
 def test_kahuna_tap_killed_at_random_points_resumes_without_loss(
-    kahuna: EmulatorProcess, tmp_path: Path, records_cap: str, seed: int
+    kahuna: EmulatorProcess, tmp_path: Path, records_cap: str, seed: int, readings: dict
 ) -> None:
-    """Under both readings of number_of_records (page size, or the cap of one chain paged by 250)."""
+    """Under both readings of number_of_records (page size, or the cap of one chain paged by 250), and under the
+    other readings of the seed at once."""
     kahuna.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
+    kahuna.control("kahuna/readings", {**CONTRACT_READINGS, **readings})
     rng = random.Random(seed)
     categories = ("inapp", "user_merge")
-    data = kahuna_emulator_dataset(*KAHUNA_HARD_DAYS)
+    data: Any = kahuna_emulator_dataset(*KAHUNA_HARD_DAYS)
+    if readings.get("order") == "stored":  # keys are positions in the server's order
+        data = StoredOrder(data)
     expected = expected_kahuna_keys(days=3, categories=categories, data=data)
     total_records = sum(len(rows) for rows in expected.values())
     # A STATE every 1,000 records and at each day's end: kills land between and inside days (and minutes).
@@ -94,6 +145,7 @@ def test_kahuna_tap_killed_at_random_points_resumes_without_loss(
         resumed_inside_a_day |= any(
             0 < b.get("minute_records_emitted", 0) < b["day_records_emitted"] for b in bookmarks
         )
+    kahuna.control("kahuna/readings", CONTRACT_READINGS)
     assert kills >= 1, "no run was killed: the kill points are too late for this data"
     assert resumed_inside_a_day, "some run resumed from a bookmark inside a day"
     for stream, rows in expected.items():
