@@ -4,7 +4,8 @@ Starts one Kahuna emulator (frozen at 2026-11-18T15:30Z; 3 UTC days of 3,801 in-
 300 records sharing one timestamp and a burst of 600 in 10:15; the last day partial), switches its readings at run
 time (``/_emulator/kahuna/paging`` and ``/_emulator/kahuna/readings``) and runs the real CLI once per reading on
 the ``inapp`` stream with ``page_size`` 700. Every reading a client can be exact under must emit the same records
-(in the server's order: a stored order that is not timestamp order emits the same set, keyed in that order); the
+(a stored order serves today's late-arriving records only once they arrived, so those runs are compared among
+themselves); the
 table counts the requests, the extra ones over the contract's reading, and the readings that stop with one line.
 Prints a Markdown table.
 
@@ -84,13 +85,13 @@ def main() -> None:
     """Measure and print the table."""
     rows = []
     with EmulatorProcess("kahuna", "--now", NOW, *DATA_ARGS) as emulator, tempfile.TemporaryDirectory() as tmp:
-        reference: list[str] | None = None
+        references: dict[str, list[str]] = {}  # per order: a stored order serves today's late records later
         for label, records_cap, readings in READINGS:
             records, requests, returncode = run_reading(emulator, Path(tmp), records_cap, readings)
-            if reference is None:
-                reference = records
-            elif returncode == 0 and records != reference:
-                raise SystemExit(f"{label}: exit 0 with other records than under the contract's readings")
+            if returncode == 0:
+                reference = references.setdefault(readings.get("order", "timestamp"), records)
+                if records != reference:
+                    raise SystemExit(f"{label}: exit 0 with other records than the other readings")
             rows.append((label, records_cap, len(records), requests, returncode))
     base = rows[0][3]
     print("| reading | number_of_records | records | requests | extra | outcome |")

@@ -65,16 +65,10 @@ time; ``/_emulator/reset`` keeps them): ``GET /_emulator/kahuna/readings`` -> th
   record ends, or never ends: empty pages, the same last page again, or a page of only the last record, each
   with a new cursor;
 - ``page_overlap`` (bool): each cursor page starts with the previous page's last record (pages of 2 or more);
-- ``order`` (``timestamp`` | ``stored``): records come in timestamp order, or in a stored order that is not
-  (each UTC hour's records newest first); a timestamp request selects the records at or after it, in that order.
-
-Bad answers come from the core fault layer (``/_emulator/corruptions``): a Kahuna answer is targeted by
-``env``, ``category`` (any one of the requested categories), ``day`` (``YYYY-MM-DD``), ``page`` (0 for
-the timestamp request, then 1, 2, ... along its cursor chain) and ``start`` (the chain's timestamp
-minute, ``HH:MM``); its main key is the targeted category's array (else the first requested one).
-
-The data: :mod:`emulators.kahuna_data` (``KahunaDataset``; ``dataset_from_options`` rebuilds it from
-these options).
+- ``order`` (``timestamp`` | ``stored``): records come in timestamp order, or in the order they were stored, which
+  is not: every seventh record of a day (the 4th, 11th, ...) arrives ``LATE_MINUTES`` (45) minutes after its
+  timestamp, and a day's records are stored by arrival (so a day only ever grows at its end, and a late record is
+  visible once it arrived); a timestamp request selects the stored records at or after it, in that order.
 """
 
 from __future__ import annotations
@@ -90,7 +84,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from heapq import merge
 from typing import Any
@@ -120,6 +114,7 @@ CURSOR_ERRORS = ("names_cursor", "generic", "not_found")
 RESTARTS_FROM = ("minute", "day_start")
 DAY_ENDS = ("ends", "empty_pages", "repeat_page", "repeat_last")
 ORDERS = ("timestamp", "stored")
+LATE_MINUTES = 45  # ``order: stored``: how late every seventh record of a day arrives
 GENERIC_BAD_REQUEST = "Invalid request parameters"
 DEFAULT_CHAIN_PAGE_SIZE = 250
 _CURSOR_TOKEN = re.compile(r"kc\.([0-9]+)\.([0-9a-f]+)")
@@ -781,13 +776,14 @@ class LogsAPI:
     def _build_stored_selection(
         self, env: str, categories: tuple[str, ...], day: date, select_from: str, now_text: str
     ) -> tuple[tuple[tuple[str, dict[str, Any]], ...], int]:
-        """``order: stored``: the day's records at or after ``select_from`` and visible now, each hour newest first."""
+        """``order: stored``: the day's records at or after ``select_from`` that arrived by now, in arrival order."""
         entries, _ = self._merged_day(env, categories, day)
-        chosen = [entry for entry in entries if select_from <= entry[1]["timestamp"] <= now_text]
-        by_hour: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for entry in chosen:
-            by_hour.setdefault(entry[1]["timestamp"][:13], []).append(entry)
-        stored = tuple(entry for hour in sorted(by_hour) for entry in reversed(by_hour[hour]))
+        arrived = sorted(
+            (arrival_text(entry[1]["timestamp"], index), index, entry) for index, entry in enumerate(entries)
+        )
+        stored = tuple(
+            entry for arrival, _, entry in arrived if arrival <= now_text and entry[1]["timestamp"] >= select_from
+        )
         return stored, len(stored)
 
     def _build_merged_day(
@@ -798,6 +794,21 @@ class LogsAPI:
         streams = [[(category, record) for record in dataset.full_day(category, day)] for category in categories]
         entries = tuple(merge(*streams, key=lambda entry: entry[1]["timestamp"]))
         return entries, [record["timestamp"] for _, record in entries]
+
+
+def arrival_text(timestamp: str, index: int) -> str:
+    """When a record arrived under ``order: stored`` (its timestamp, or ``LATE_MINUTES`` later for every seventh
+    record of its day by ``index``), in the timestamp form."""
+    if index % 7 != 3:
+        return timestamp
+    late = datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S.%f") + timedelta(minutes=LATE_MINUTES)
+    return late.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def stored_order(records: list[dict[str, Any]], now_text: str) -> list[dict[str, Any]]:
+    """A day's records (all of it, or a prefix) as ``order: stored`` serves them at ``now_text``: by arrival."""
+    arrived = sorted((arrival_text(record["timestamp"], index), index) for index, record in enumerate(records))
+    return [records[index] for arrival, index in arrived if arrival <= now_text]
 
 
 def _answer_target(env: str, categories: tuple[str, ...], chain: Chain) -> AnswerTarget:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from emulators.kahuna import stored_order
 from emulators.testing import EmulatorProcess
 from tests.emulators.kahuna_client import (
     YESTERDAY,
@@ -145,10 +146,10 @@ def test_records_in_a_stored_order_that_is_not_timestamp_order(kahuna: EmulatorP
     readings(kahuna, order="stored")
     pages = follow(kahuna, body(number_of_records=1000))
     served = [record for page in pages for record in page["inapp"]]
-    hours: dict[str, list[dict[str, Any]]] = {}
-    for record in YESTERDAYS:
-        hours.setdefault(record["timestamp"][:13], []).append(record)
-    assert served == [record for hour in sorted(hours) for record in reversed(hours[hour])]
+    assert served == stored_order(YESTERDAYS, dataset().now_text)
+    late = YESTERDAYS[3]  # every seventh record, from the 4th, arrives 45 minutes late
+    assert served.index(late) > 3
+    assert served[served.index(late) - 1]["timestamp"] > late["timestamp"], "stored after later records"
     assert served != YESTERDAYS
     assert Counter(json.dumps(r, sort_keys=True) for r in served) == Counter(
         json.dumps(r, sort_keys=True) for r in YESTERDAYS
@@ -166,3 +167,18 @@ def test_the_chain_cap_counts_a_repeated_page_once(start_emulator: StartEmulator
     whole = -(-len(YESTERDAYS) // 25)
     assert [record for page in pages[:whole] for record in page["inapp"]] == YESTERDAYS
     assert all(page["inapp"] == pages[whole - 1]["inapp"] for page in pages[whole:]), "the same page, not shrinking"
+
+
+def test_a_stored_order_day_only_grows_at_its_end(kahuna: EmulatorProcess) -> None:
+    readings(kahuna, order="stored")
+    today = dataset().days[-1]
+    morning = f"{today.isoformat()}T09:00:00+00:00"
+    kahuna.set_clock(now=morning)
+    early = [r for page in follow(kahuna, {**body(number_of_records=1000), "timestamp": day_timestamp(today)})
+             for r in page["inapp"]]  # fmt: skip
+    kahuna.set_clock(now=f"{today.isoformat()}T15:30:00+00:00")
+    later = [r for page in follow(kahuna, {**body(number_of_records=1000), "timestamp": day_timestamp(today)})
+             for r in page["inapp"]]  # fmt: skip
+    assert later[: len(early)] == early, "records only get appended in the stored order"
+    assert len(later) > len(early)
+    assert any(r["timestamp"] < morning.replace("T", " ")[:19] for r in later[len(early) :]), "late arrivals"

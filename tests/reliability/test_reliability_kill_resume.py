@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from emulators.kahuna import stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.reliability.reliability_helpers import (
@@ -63,7 +64,7 @@ class StoredOrder:
         self._data = data
 
     def records(self, category: str, day: date) -> list[dict]:
-        return stored_order(self._data.records(category, day))
+        return stored_order(self._data.records(category, day), self._data.now_text)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +87,6 @@ CONTRACT_READINGS = {
 }
 PAGE_MIX = {"last_page_more_records": "absent", "restart_from": "day_start", "page_overlap": True, "order": "stored"}
 CHAIN_MIX = {"last_page_more_records": "absent", "cursor_error": "generic", "page_overlap": True}
-
-
-def stored_order(records: list[dict]) -> list[dict]:
-    """The emulator's ``order: stored``: each UTC hour's records newest first."""
-    hours: dict[str, list[dict]] = {}
-    for raw in records:
-        hours.setdefault(raw["timestamp"][:13], []).append(raw)
-    return [raw for hour in sorted(hours) for raw in reversed(hours[hour])]
 
 
 @pytest.mark.parametrize(

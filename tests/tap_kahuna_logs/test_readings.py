@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from emulators.kahuna import stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tap_kahuna_logs.day_reader import MAX_PAGES_WITHOUT_PROGRESS
@@ -85,33 +86,28 @@ def config(emulator: EmulatorProcess, data: KahunaDataset, **overrides: Any) -> 
     return base_config(emulator, **settings)
 
 
-def stored_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The emulator's ``order: stored``: each UTC hour's records newest first."""
-    hours: dict[str, list[dict[str, Any]]] = {}
-    for raw in records:
-        hours.setdefault(raw["timestamp"][:13], []).append(raw)
-    return [raw for hour in sorted(hours) for raw in reversed(hours[hour])]
+def served(data: KahunaDataset, day: date, order: str) -> list[dict[str, Any]]:
+    """The inapp records of ``day`` as the server sends them from 00:00 under ``order``."""
+    records = data.records("inapp", day)
+    return stored_order(records, data.now_text) if order == "stored" else records
 
 
 def assert_exact(run: PluginRun, data: KahunaDataset, order: str = "timestamp") -> None:
     """Exit 0; every inapp record once, in the server's order, keyed by position, with the final bookmark."""
     assert run.returncode == 0, run.stderr[-3000:]
     records = run.rows("inapp_logs")
-    assert keys(records) == data_keys(data, "inapp")
-    served = [raw for day in data.days for raw in arrange(data.records("inapp", day), order)]
-    assert [record["timestamp"] for record in records] == [iso(raw["timestamp"]) for raw in served]
-    assert [record["user_id"] for record in records] == [str(raw["user_id"]) for raw in served]
+    days = {day: served(data, day, order) for day in data.days}
+    assert keys(records) == [(day.isoformat(), n) for day, raws in days.items() for n in range(len(raws))]
+    served_records = [raw for raws in days.values() for raw in raws]
+    assert [record["timestamp"] for record in records] == [iso(raw["timestamp"]) for raw in served_records]
+    assert [record["user_id"] for record in records] == [str(raw["user_id"]) for raw in served_records]
     bookmark = run.final_state["bookmarks"]["inapp_logs"]
     today = data.days[-1]
     if order == "timestamp":
         assert_bookmark(bookmark, bookmark_after(data, "inapp", today, 10**9))
     else:  # no minute to resume from: the next run re-reads the day from 00:00 and skips by position
-        expected = {"day": today.isoformat(), "day_records_emitted": len(data.records("inapp", today))}
+        expected = {"day": today.isoformat(), "day_records_emitted": len(days[today])}
         assert_bookmark(bookmark, {**expected, "last_timestamp": None})
-
-
-def arrange(records: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
-    return stored_order(records) if order == "stored" else records
 
 
 def one_error(run: PluginRun) -> str:
@@ -359,3 +355,33 @@ def test_an_end_date_after_today_reads_to_today(hard_days: EmulatorProcess, run_
     asked = Counter(r["json"]["timestamp"].split()[0] for r in requests_of(emulator) if "timestamp" in r["json"])
     assert set(asked) == {(today - timedelta(days=1)).strftime("%m/%d/%Y"), today.strftime("%m/%d/%Y")}
     assert run.final_state["bookmarks"]["inapp_logs"]["day"] == today.isoformat()
+
+
+def test_today_in_a_stored_order_goes_on_by_position_as_it_grows(
+    hard_days: EmulatorProcess, data: KahunaDataset, run_tap: Callable[..., PluginRun]
+) -> None:
+    emulator = serve(hard_days, "page", order="stored")
+    today = data.days[-1]
+    morning = f"{today.isoformat()}T09:00:00+00:00"
+    try:
+        emulator.set_clock(now=morning)
+        settings = {"start_date": today.isoformat(), "end_date": today.isoformat()}
+        first = run_tap(config(emulator, data, **settings))
+        emulator.set_clock(now=data.now.isoformat())
+        emulator.reset()
+        second = run_tap(config(emulator, data, **settings), state=first.final_state)
+    finally:
+        emulator.set_clock(now=data.now.isoformat())
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    at_morning = data.at(datetime.fromisoformat(morning))
+    early = stored_order(at_morning.records("inapp", today), at_morning.now_text)
+    whole = stored_order(data.records("inapp", today), data.now_text)
+    assert first.final_state["bookmarks"]["inapp_logs"]["last_timestamp"] is None
+    assert first.final_state["bookmarks"]["inapp_logs"]["day_records_emitted"] == len(early)
+    rows = first.rows("inapp_logs") + second.rows("inapp_logs")
+    assert keys(rows) == [(today.isoformat(), n) for n in range(len(whole))], "each position once over both runs"
+    assert [row["timestamp"] for row in rows] == [iso(raw["timestamp"]) for raw in whole]
+    # the second run re-read today from 00:00 (no minute to resume from) and skipped the records emitted
+    starts = [r["json"]["timestamp"] for r in requests_of(emulator) if "timestamp" in r["json"]]
+    assert starts[0] == today.strftime("%m/%d/%Y 00:00")
