@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from emulators.kahuna import CONTRACT_READINGS
 from emulators.testing import EmulatorProcess
 
 TAP = str(Path(sys.executable).with_name("tap-kahuna-logs"))
@@ -29,14 +30,6 @@ DATA_ARGS = (
     *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
     *("--burst-minute", "10:15", "--burst-records", "600"),
 )
-CONTRACT = {
-    "last_page_more_records": "false",
-    "cursor_error": "names_cursor",
-    "restart_from": "minute",
-    "day_end": "ends",
-    "page_overlap": False,
-    "order": "timestamp",
-}
 READINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("the contract's readings", "page", {}),
     ("more_records left out of the last page", "page", {"last_page_more_records": "absent"}),
@@ -57,7 +50,7 @@ def run_reading(
 ) -> tuple[list[str], int, int]:
     """Run the tap under the readings: its records (sorted), the requests it made, its exit code."""
     emulator.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
-    emulator.control("kahuna/readings", {**CONTRACT, **readings})
+    emulator.control("kahuna/readings", {**CONTRACT_READINGS, **readings})
     emulator.reset()
     config = {
         "secret_key": "kahuna-demo-secret",

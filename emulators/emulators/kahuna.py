@@ -91,7 +91,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.core import AnswerTarget, Clock, Emulator, Faults, json_response
+from emulators.core import AnswerTarget, Clock, Emulator, Faults, RuntimeKnobs, json_response
 from emulators.kahuna_data import (
     CATEGORIES,
     LONG_RUN,
@@ -239,8 +239,10 @@ def check_answer_target(target: dict[str, Any]) -> None:
 
 
 @dataclass
-class PagingPolicy:
+class PagingPolicy(RuntimeKnobs):
     """Which reading of ``number_of_records`` the server applies, and its own page size in chain mode."""
+
+    KNOBS = "paging"
 
     records_cap: str = "page"
     chain_page_size: int = DEFAULT_CHAIN_PAGE_SIZE
@@ -257,30 +259,12 @@ class PagingPolicy:
         """The cap of a chain a timestamp request starts: None when ``number_of_records`` is the page size."""
         return number_of_records if self.records_cap == "chain" else None
 
-    async def describe_handler(self, _: web.Request) -> web.Response:
-        """``GET /_emulator/kahuna/paging``."""
-        return json_response(asdict(self))
-
-    async def update_handler(self, request: web.Request) -> web.Response:
-        """``POST /_emulator/kahuna/paging`` with ``records_cap`` and/or ``chain_page_size``."""
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise ValueError("send a JSON object of paging knobs")
-            unknown = set(changes) - {"records_cap", "chain_page_size"}
-            if unknown:
-                raise ValueError(f"unknown paging knob(s) {sorted(unknown)}; known: chain_page_size, records_cap")
-            candidate = PagingPolicy(**{**asdict(self), **changes})
-            candidate.validate()
-        except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
-        self.records_cap, self.chain_page_size = candidate.records_cap, candidate.chain_page_size
-        return json_response(asdict(self))
-
 
 @dataclass
-class KahunaReadings:
+class KahunaReadings(RuntimeKnobs):
     """The readings of the seed this emulator serves besides ``number_of_records`` (see the module docstring)."""
+
+    KNOBS = "reading"
 
     last_page_more_records: str = "false"
     cursor_error: str = "names_cursor"
@@ -303,26 +287,10 @@ class KahunaReadings:
         if not isinstance(self.page_overlap, bool):
             raise ValueError(f"page_overlap must be true or false, got {self.page_overlap!r}")
 
-    async def describe_handler(self, _: web.Request) -> web.Response:
-        """``GET /_emulator/kahuna/readings``."""
-        return json_response(asdict(self))
 
-    async def update_handler(self, request: web.Request) -> web.Response:
-        """``POST /_emulator/kahuna/readings`` with any of the knobs."""
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise ValueError("send a JSON object of reading knobs")
-            unknown = set(changes) - set(asdict(self))
-            if unknown:
-                raise ValueError(f"unknown reading knob(s) {sorted(unknown)}; known: {sorted(asdict(self))}")
-            candidate = KahunaReadings(**{**asdict(self), **changes})
-            candidate.validate()
-        except (ValueError, TypeError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        for name, value in asdict(candidate).items():
-            setattr(self, name, value)
-        return json_response(asdict(self))
+#: The readings the connectors' contract assumes (``KahunaReadings``' defaults), as ``/_emulator/kahuna/readings``
+#: shows them.
+CONTRACT_READINGS: dict[str, Any] = asdict(KahunaReadings())
 
 
 class LogsAPIError(Exception):

@@ -38,13 +38,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from emulators.core import AnswerTarget, Clock, Corruption, Emulator, Faults, json_response
+from emulators.core import AnswerTarget, Clock, Corruption, Emulator, Faults, RuntimeKnobs, json_response
 from emulators.kaon_data import KaonDataset, dataset_from_options
 
 MAX_LIMIT = 10_000
@@ -68,8 +68,10 @@ PATH_FORMS = ("as_listed", "decoded")
 
 
 @dataclass
-class KaonReadings:
+class KaonReadings(RuntimeKnobs):
     """The readings of the vendor document this emulator serves (see the module docstring)."""
+
+    KNOBS = "reading"
 
     extid_cap: int | None = None
     extid_start: str = "inclusive"
@@ -90,27 +92,6 @@ class KaonReadings:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-
-    async def describe_handler(self, _: web.Request) -> web.Response:
-        """``GET /_emulator/kaon/readings``."""
-        return json_response(asdict(self))
-
-    async def update_handler(self, request: web.Request) -> web.Response:
-        """``POST /_emulator/kaon/readings`` with any of the knobs."""
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise ValueError("send a JSON object of reading knobs")
-            unknown = set(changes) - set(asdict(self))
-            if unknown:
-                raise ValueError(f"unknown reading knob(s) {sorted(unknown)}; known: {sorted(asdict(self))}")
-            candidate = KaonReadings(**{**asdict(self), **changes})
-            candidate.validate()
-        except (ValueError, TypeError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        for name, value in asdict(candidate).items():
-            setattr(self, name, value)
-        return json_response(asdict(self))
 
 
 class BadParameterError(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulators.kahuna import stored_order
+from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.testing import EmulatorProcess
 from tests.emulators.kahuna_client import (
     YESTERDAY,
@@ -25,22 +25,13 @@ from tests.emulators.kahuna_client import (
     post,
 )
 
-CONTRACT = {
-    "last_page_more_records": "false",
-    "cursor_error": "names_cursor",
-    "restart_from": "minute",
-    "day_end": "ends",
-    "page_overlap": False,
-    "order": "timestamp",
-}
-
 
 @pytest.fixture
 def kahuna(kahuna_emulator: EmulatorProcess) -> Iterator[EmulatorProcess]:
     """The shared emulator, put back to the contract's readings afterwards."""
     kahuna_emulator.reset()
     yield kahuna_emulator
-    kahuna_emulator.control("kahuna/readings", CONTRACT)
+    kahuna_emulator.control("kahuna/readings", CONTRACT_READINGS)
     kahuna_emulator.control("kahuna/cursors", {"expire_at_uses": None})
     kahuna_emulator.reset()
 
@@ -73,7 +64,7 @@ YESTERDAYS = dataset().records("inapp", YESTERDAY)
 
 
 def test_the_contract_is_the_default_and_knobs_are_checked(kahuna: EmulatorProcess) -> None:
-    assert readings(kahuna) == CONTRACT
+    assert readings(kahuna) == CONTRACT_READINGS
     url = f"{kahuna.url}/_emulator/kahuna/readings"
     for bad, phrase in [
         ({"day_end": "sometimes"}, "day_end must be one of"),
@@ -84,7 +75,7 @@ def test_the_contract_is_the_default_and_knobs_are_checked(kahuna: EmulatorProce
         answer = requests.post(url, json=bad, timeout=10)
         assert answer.status_code == 400
         assert phrase in answer.json()["error"]
-    assert readings(kahuna) == CONTRACT
+    assert readings(kahuna) == CONTRACT_READINGS
 
 
 def test_more_records_absent_on_the_last_page(kahuna: EmulatorProcess) -> None:

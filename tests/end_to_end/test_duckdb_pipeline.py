@@ -6,15 +6,13 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from emulators.kahuna import stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.end_to_end.meltano_helpers import MeltanoProject, as_date, record_counts
-from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS, kahuna_emulator_dataset
+from tests.support.datasets import FIXED_NOW, KAHUNA_STREAMS, StoredOrder, kahuna_emulator_dataset
 
 KAHUNA_DAYS = 5
 KAHUNA_LOGS_PER_DAY = 120
@@ -139,17 +137,6 @@ ADVERSARIAL_KAHUNA_READINGS = {
     "page_overlap": True,
     "order": "stored",
 }
-
-
-class StoredOrder:
-    """A data set as ``order: stored`` serves it: each day's records by arrival (late ones of today not yet)."""
-
-    def __init__(self, data: KahunaDataset) -> None:
-        self.days = data.days
-        self._data = data
-
-    def records(self, category: str, day: date) -> list[dict[str, Any]]:
-        return stored_order(self._data.records(category, day), self._data.now_text)
 
 
 def test_kahuna_logs_land_exactly_under_the_most_adversarial_readings(

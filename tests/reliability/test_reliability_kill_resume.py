@@ -11,14 +11,12 @@ import random
 import signal
 import subprocess
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulators.kahuna import stored_order
-from emulators.kahuna_data import KahunaDataset
+from emulators.kahuna import CONTRACT_READINGS
 from emulators.testing import EmulatorProcess
 from tests.reliability.reliability_helpers import (
     dedup_events,
@@ -35,7 +33,7 @@ from tests.reliability.reliability_helpers import (
     wait_until,
 )
 from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TARGET_KM, json_lines, run_plugin_killed, write_json
-from tests.support.datasets import kahuna_emulator_dataset
+from tests.support.datasets import StoredOrder, kahuna_emulator_dataset
 
 SEEDS = (1, 2, 3)
 KILLS_PER_SEED = 3
@@ -56,17 +54,6 @@ KAHUNA_HARD_DAYS = [
 ]
 
 
-class StoredOrder:
-    """A data set seen through ``order: stored`` (the days and their records in the server's order)."""
-
-    def __init__(self, data: KahunaDataset) -> None:
-        self.days = data.days
-        self._data = data
-
-    def records(self, category: str, day: date) -> list[dict]:
-        return stored_order(self._data.records(category, day), self._data.now_text)
-
-
 @pytest.fixture(scope="module")
 def kahuna() -> Iterator[EmulatorProcess]:
     """One Kahuna emulator with the hard days for the module (read only; each test picks the reading)."""
@@ -77,14 +64,6 @@ def kahuna() -> Iterator[EmulatorProcess]:
 
 #: The contract's readings of the rest of the seed (tests/tap_kahuna_logs/test_readings.py), and two hard mixes of
 #: the others a client can be exact under: under the page-size reading, and under the capped one.
-CONTRACT_READINGS = {
-    "last_page_more_records": "false",
-    "cursor_error": "names_cursor",
-    "restart_from": "minute",
-    "day_end": "ends",
-    "page_overlap": False,
-    "order": "timestamp",
-}
 PAGE_MIX = {"last_page_more_records": "absent", "restart_from": "day_start", "page_overlap": True, "order": "stored"}
 CHAIN_MIX = {"last_page_more_records": "absent", "cursor_error": "generic", "page_overlap": True}
 

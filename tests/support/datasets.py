@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the unit tests run without importing the emulators
@@ -56,3 +56,19 @@ def kahuna_emulator_dataset(*args: str, now: datetime = FIXED_NOW, env: str = "p
 
     options = build_parser().parse_args(["kahuna", *SMALL_DATA["kahuna"], *args])
     return dataset_from_options(options, now, env)
+
+
+class StoredOrder:
+    """A Kahuna data set as the emulator's ``order: stored`` reading serves it: each day's records by arrival
+    (today's late ones only once they arrived), so ``records`` gives the server's order and positions."""
+
+    def __init__(self, data: KahunaDataset) -> None:
+        self.days = data.days
+        self.now_text = data.now_text
+        self._data = data
+
+    def records(self, category: str, day: date) -> list[dict[str, Any]]:
+        """``category``'s records of ``day`` in the stored order."""
+        from emulators.kahuna import stored_order
+
+        return stored_order(self._data.records(category, day), self._data.now_text)

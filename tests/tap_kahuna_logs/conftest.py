@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun, run_plugin
-from tests.tap_kahuna_logs.kahuna_helpers import NOW, TAP, start_kahuna
+from tests.tap_kahuna_logs.kahuna_helpers import HARD_DAYS, NOW, TAP, emulator_dataset, start_kahuna
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,17 @@ def run_tap(tmp_path: Path) -> Callable[..., PluginRun]:
         return run_plugin(TAP, config, tmp_path, **options)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def hard_days() -> Iterator[EmulatorProcess]:
+    """One emulator with the hard days (``HARD_DAYS``) for the module; tests set its readings and faults."""
+    emulator = start_kahuna(*HARD_DAYS)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def data() -> KahunaDataset:
+    """What the hard-days emulator serves."""
+    return emulator_dataset(*HARD_DAYS)

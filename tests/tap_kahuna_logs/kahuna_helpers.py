@@ -21,6 +21,13 @@ from tests.support.datasets import (
 
 __all__ = ["API_KEY", "CATEGORIES", "NOW", "SECRET_KEY", "STREAMS", "TAP"]
 
+#: Days of 3,801 records per category: 3,201 spread over the day with a run of 300 sharing one timestamp, plus a
+#: burst of 600 in the minute 10:15 (the last day partial, up to NOW).
+HARD_DAYS = [
+    *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
+    *("--burst-minute", "10:15", "--burst-records", "600"),
+]
+
 
 def start_kahuna(*args: str) -> EmulatorProcess:
     """A Kahuna emulator with the small data set, frozen at NOW (later args win)."""

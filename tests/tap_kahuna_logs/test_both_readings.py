@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -29,16 +29,10 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     base_config,
     bookmark_after,
     data_keys,
-    emulator_dataset,
     iso,
     minute_of,
-    start_kahuna,
 )
 
-HARD_DAYS = [
-    *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
-    *("--burst-minute", "10:15", "--burst-records", "600"),
-]
 PAGE_SIZE = 700
 READINGS = ("page", "chain")
 
@@ -96,20 +90,6 @@ def assert_every_state_matches_the_records_before_it(run: PluginRun, data: Kahun
                 assert_bookmark(bookmark, bookmark_after(data, category, date.fromisoformat(day_text), position + 1))
                 checked += 1
     assert checked > len(STREAMS), "mid-day STATE messages were checked, not only the last"
-
-
-@pytest.fixture(scope="module")
-def hard_days() -> Iterator[EmulatorProcess]:
-    """One emulator with the hard days for the module; tests set its reading and faults."""
-    emulator = start_kahuna(*HARD_DAYS)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def data() -> KahunaDataset:
-    """What the hard-days emulator serves."""
-    return emulator_dataset(*HARD_DAYS)
 
 
 def set_reading(emulator: EmulatorProcess, records_cap: str) -> EmulatorProcess:

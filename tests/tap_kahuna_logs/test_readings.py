@@ -13,13 +13,13 @@ a chain that never ends), one ERROR line, exit 1, and only records (and bookmark
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from emulators.kahuna import stored_order
+from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tap_kahuna_logs.day_reader import MAX_PAGES_WITHOUT_PROGRESS
@@ -29,41 +29,16 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     base_config,
     bookmark_after,
     data_keys,
-    emulator_dataset,
     iso,
     keys,
-    start_kahuna,
 )
-from tests.tap_kahuna_logs.test_both_readings import HARD_DAYS, PAGE_SIZE, READINGS
-
-CONTRACT = {
-    "last_page_more_records": "false",
-    "cursor_error": "names_cursor",
-    "restart_from": "minute",
-    "day_end": "ends",
-    "page_overlap": False,
-    "order": "timestamp",
-}
-
-
-@pytest.fixture(scope="module")
-def hard_days() -> Iterator[EmulatorProcess]:
-    """One emulator with the hard days for the module; tests set its readings."""
-    emulator = start_kahuna(*HARD_DAYS)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def data() -> KahunaDataset:
-    """What the hard-days emulator serves."""
-    return emulator_dataset(*HARD_DAYS)
+from tests.tap_kahuna_logs.test_both_readings import PAGE_SIZE, READINGS, config as every_day
 
 
 def serve(emulator: EmulatorProcess, records_cap: str, **readings: Any) -> EmulatorProcess:
     """The emulator under ``readings`` (the rest as the contract reads them), no faults, an empty request log."""
     emulator.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
-    assert emulator.control("kahuna/readings", {**CONTRACT, **readings}) == {**CONTRACT, **readings}
+    assert emulator.control("kahuna/readings", {**CONTRACT_READINGS, **readings}) == {**CONTRACT_READINGS, **readings}
     emulator.set_faults(error_rate=0.0, drop_rate=0.0, rate_limit_rate=0.0, latency_ms=0.0)
     emulator.control("kahuna/cursors", {"expire_rate": 0.0, "expire_after_uses": None, "expire_at_uses": None})
     emulator.reset()
@@ -72,18 +47,7 @@ def serve(emulator: EmulatorProcess, records_cap: str, **readings: Any) -> Emula
 
 def config(emulator: EmulatorProcess, data: KahunaDataset, **overrides: Any) -> dict[str, Any]:
     """``inapp`` on every day of ``data``, pages of PAGE_SIZE, quick retries."""
-    settings = {
-        "categories": ["inapp"],
-        "start_date": data.days[0].isoformat(),
-        "end_date": data.days[-1].isoformat(),
-        "page_size": PAGE_SIZE,
-        "max_concurrency": 2,
-        "max_retries": 8,
-        "backoff_base_seconds": 0.01,
-        "backoff_max_seconds": 0.05,
-        **overrides,
-    }
-    return base_config(emulator, **settings)
+    return every_day(emulator, data, **{"categories": ["inapp"], **overrides})
 
 
 def served(data: KahunaDataset, day: date, order: str) -> list[dict[str, Any]]:
