@@ -30,27 +30,33 @@ DATA_ARGS = (
     *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
     *("--burst-minute", "10:15", "--burst-records", "600"),
 )
-READINGS: list[tuple[str, str, dict[str, Any]]] = [
-    ("the contract's readings", "page", {}),
-    ("more_records left out of the last page", "page", {"last_page_more_records": "absent"}),
-    ("pages overlap by one record", "page", {"page_overlap": True}),
-    ("restarts answered from 00:00", "page", {"restart_from": "day_start"}),
-    ("records in a stored order", "page", {"order": "stored"}),
-    ("a chain that never ends (empty pages)", "page", {"day_end": "empty_pages"}),
-    ("number_of_records caps each chain", "chain", {}),
-    ("capped, more_records left out", "chain", {"last_page_more_records": "absent"}),
-    ("capped, pages overlap by one record", "chain", {"page_overlap": True}),
-    ("capped, restarts answered from 00:00", "chain", {"restart_from": "day_start"}),
-    ("capped, records in a stored order", "chain", {"order": "stored"}),
+#: (label, number_of_records reading, readings, share of cursor uses that find the cursor expired)
+READINGS: list[tuple[str, str, dict[str, Any], float]] = [
+    ("the contract's readings", "page", {}, 0.0),
+    ("more_records left out of the last page", "page", {"last_page_more_records": "absent"}, 0.0),
+    ("pages overlap by one record", "page", {"page_overlap": True}, 0.0),
+    ("restarts answered from 00:00", "page", {"restart_from": "day_start"}, 0.0),
+    ("records in a stored order", "page", {"order": "stored"}, 0.0),
+    ("one record stored six hours late", "page", {"order": "one_late"}, 0.0),
+    ("cursors expire (a fifth of uses)", "page", {}, 0.2),
+    ("cursors expire, one record stored late", "page", {"order": "one_late"}, 0.2),
+    ("a chain that never ends (empty pages)", "page", {"day_end": "empty_pages"}, 0.0),
+    ("number_of_records caps each chain", "chain", {}, 0.0),
+    ("capped, more_records left out", "chain", {"last_page_more_records": "absent"}, 0.0),
+    ("capped, pages overlap by one record", "chain", {"page_overlap": True}, 0.0),
+    ("capped, restarts answered from 00:00", "chain", {"restart_from": "day_start"}, 0.0),
+    ("capped, records in a stored order", "chain", {"order": "stored"}, 0.0),
+    ("capped, cursors expire (a fifth of uses)", "chain", {}, 0.2),
 ]
 
 
 def run_reading(
-    emulator: EmulatorProcess, work: Path, records_cap: str, readings: dict[str, Any]
-) -> tuple[list[str], int, int]:
-    """Run the tap under the readings: its records (sorted), the requests it made, its exit code."""
+    emulator: EmulatorProcess, work: Path, records_cap: str, readings: dict[str, Any], expire_rate: float
+) -> tuple[list[str], int, int, str]:
+    """Run the tap under the readings: its records (sorted), the requests it made, its exit code and stderr."""
     emulator.control("kahuna/paging", {"records_cap": records_cap, "chain_page_size": 250})
     emulator.control("kahuna/readings", {**CONTRACT_READINGS, **readings})
+    emulator.control("kahuna/cursors", {"expire_rate": expire_rate, "seed": 7})
     emulator.reset()
     config = {
         "secret_key": "kahuna-demo-secret",
@@ -71,7 +77,7 @@ def run_reading(
         for message in messages
     )
     requests = [entry for entry in emulator.requests() if entry["path"].endswith("/api/kahunalogs")]
-    return records, len(requests), result.returncode
+    return records, len(requests), result.returncode, result.stderr
 
 
 def main() -> None:
@@ -79,18 +85,22 @@ def main() -> None:
     rows = []
     with EmulatorProcess("kahuna", "--now", NOW, *DATA_ARGS) as emulator, tempfile.TemporaryDirectory() as tmp:
         references: dict[str, list[str]] = {}  # per order: a stored order serves today's late records later
-        for label, records_cap, readings in READINGS:
-            records, requests, returncode = run_reading(emulator, Path(tmp), records_cap, readings)
+        for label, records_cap, readings, expire_rate in READINGS:
+            records, requests, returncode, stderr = run_reading(emulator, Path(tmp), records_cap, readings, expire_rate)
+            outcome = "exact" if returncode == 0 else "stops with one line"
             if returncode == 0:
-                reference = references.setdefault(readings.get("order", "timestamp"), records)
+                order = "stored" if readings.get("order") == "stored" else "timestamp"  # one_late: all arrived
+                reference = references.setdefault(order, records)
                 if records != reference:
-                    raise SystemExit(f"{label}: exit 0 with other records than the other readings")
-            rows.append((label, records_cap, len(records), requests, returncode))
+                    short = len(reference) - len(records)
+                    if short <= 0 or not set(records) <= set(reference) or "would not be read" not in stderr:
+                        raise SystemExit(f"{label}: exit 0 with other records than the other readings")
+                    outcome = f"{short} short, said by a WARNING (known limit)"
+            rows.append((label, records_cap, len(records), requests, outcome))
     base = rows[0][3]
     print("| reading | number_of_records | records | requests | extra | outcome |")
     print("|:--|:--|--:|--:|--:|:--|")
-    for label, records_cap, count, requests, returncode in rows:
-        outcome = "exact" if returncode == 0 else "stops with one line"
+    for label, records_cap, count, requests, outcome in rows:
         print(f"| {label} | {records_cap} | {count} | {requests} | {requests - base:+d} | {outcome} |")
 
 

@@ -65,10 +65,12 @@ time; ``/_emulator/reset`` keeps them): ``GET /_emulator/kahuna/readings`` -> th
   record ends, or never ends: empty pages, the same last page again, or a page of only the last record, each
   with a new cursor;
 - ``page_overlap`` (bool): each cursor page starts with the previous page's last record (pages of 2 or more);
-- ``order`` (``timestamp`` | ``stored``): records come in timestamp order, or in the order they were stored, which
-  is not: every seventh record of a day (the 4th, 11th, ...) arrives ``LATE_MINUTES`` (45) minutes after its
-  timestamp, and a day's records are stored by arrival (so a day only ever grows at its end, and a late record is
-  visible once it arrived); a timestamp request selects the stored records at or after it, in that order.
+- ``order`` (``timestamp`` | ``stored`` | ``one_late``): records come in timestamp order, or in the order they
+  were stored, which is not: under ``stored`` every seventh record of a day (the 4th, 11th, ...) arrives
+  ``LATE_MINUTES`` (45) minutes after its timestamp; under ``one_late`` only the 4th does, ``ONE_LATE_HOURS`` (6)
+  hours late (so the records read before it look sorted). A day's records are stored by arrival (so a day only
+  ever grows at its end, and a late record is visible once it arrived); a timestamp request selects the stored
+  records at or after it, in that order.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ LAST_PAGE_MORE_RECORDS = ("false", "absent")
 CURSOR_ERRORS = ("names_cursor", "generic", "not_found")
 RESTARTS_FROM = ("minute", "day_start")
 DAY_ENDS = ("ends", "empty_pages", "repeat_page", "repeat_last")
-ORDERS = ("timestamp", "stored")
+ORDERS = ("timestamp", "stored", "one_late")
 LATE_MINUTES = 45  # ``order: stored``: how late every seventh record of a day arrives
+ONE_LATE_HOURS = 6  # ``order: one_late``: how late the one late record of a day (its 4th) arrives
 GENERIC_BAD_REQUEST = "Invalid request parameters"
 DEFAULT_CHAIN_PAGE_SIZE = 250
 _CURSOR_TOKEN = re.compile(r"kc\.([0-9]+)\.([0-9a-f]+)")
@@ -680,7 +683,7 @@ class LogsAPI:
         entries, end = self._selection(env, query.categories, chain, data)
         if query.cursor is not None:
             start = chain.next_index
-        elif self.readings.order == "stored" or not data.has_day(chain.day):
+        elif self.readings.order != "timestamp" or not data.has_day(chain.day):
             start = 0
         else:
             start = first_index_from(self._merged_day(env, query.categories, chain.day)[1], chain.select_from)
@@ -709,8 +712,9 @@ class LogsAPI:
         """The entries a chain pages through and how many of them are visible now."""
         if not data.has_day(chain.day):
             return (), 0
-        if self.readings.order == "stored":
-            return self._stored_selection(env, categories, chain.day, chain.select_from, data.now_text)
+        if self.readings.order != "timestamp":
+            order = self.readings.order
+            return self._stored_selection(env, categories, chain.day, chain.select_from, data.now_text, order)
         entries, timestamps = self._merged_day(env, categories, chain.day)
         return entries, visible_count(timestamps, data.now_text)
 
@@ -742,12 +746,13 @@ class LogsAPI:
         )
 
     def _build_stored_selection(
-        self, env: str, categories: tuple[str, ...], day: date, select_from: str, now_text: str
+        self, env: str, categories: tuple[str, ...], day: date, select_from: str, now_text: str, order: str
     ) -> tuple[tuple[tuple[str, dict[str, Any]], ...], int]:
-        """``order: stored``: the day's records at or after ``select_from`` that arrived by now, in arrival order."""
+        """``order: stored`` (or ``one_late``): the day's records at or after ``select_from`` that arrived by now,
+        in arrival order."""
         entries, _ = self._merged_day(env, categories, day)
         arrived = sorted(
-            (arrival_text(entry[1]["timestamp"], index), index, entry) for index, entry in enumerate(entries)
+            (arrival_text(entry[1]["timestamp"], index, order), index, entry) for index, entry in enumerate(entries)
         )
         stored = tuple(
             entry for arrival, _, entry in arrived if arrival <= now_text and entry[1]["timestamp"] >= select_from
@@ -764,18 +769,26 @@ class LogsAPI:
         return entries, [record["timestamp"] for _, record in entries]
 
 
-def arrival_text(timestamp: str, index: int) -> str:
-    """When a record arrived under ``order: stored`` (its timestamp, or ``LATE_MINUTES`` later for every seventh
-    record of its day by ``index``), in the timestamp form."""
-    if index % 7 != 3:
+def arrival_text(timestamp: str, index: int, order: str = "stored") -> str:
+    """When a record arrived under ``order`` (its timestamp; under ``stored``, ``LATE_MINUTES`` later for every
+    seventh record of its day by ``index``; under ``one_late``, ``ONE_LATE_HOURS`` later for the 4th), in the
+    timestamp form."""
+    if order == "one_late":
+        if index != 3:
+            return timestamp
+        lateness = timedelta(hours=ONE_LATE_HOURS)
+    elif index % 7 != 3:
         return timestamp
-    late = datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S.%f") + timedelta(minutes=LATE_MINUTES)
+    else:
+        lateness = timedelta(minutes=LATE_MINUTES)
+    late = datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S.%f") + lateness
     return late.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def stored_order(records: list[dict[str, Any]], now_text: str) -> list[dict[str, Any]]:
-    """A day's records (all of it, or a prefix) as ``order: stored`` serves them at ``now_text``: by arrival."""
-    arrived = sorted((arrival_text(record["timestamp"], index), index) for index, record in enumerate(records))
+def stored_order(records: list[dict[str, Any]], now_text: str, order: str = "stored") -> list[dict[str, Any]]:
+    """A day's records (all of it, or a prefix) as ``order`` (``stored`` or ``one_late``) serves them at
+    ``now_text``: by arrival."""
+    arrived = sorted((arrival_text(record["timestamp"], index, order), index) for index, record in enumerate(records))
     return [records[index] for arrival, index in arrived if arrival <= now_text]
 
 

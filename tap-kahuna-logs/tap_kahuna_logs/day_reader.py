@@ -9,8 +9,12 @@ with no setting to pick one:
   records of that minute already held come back first and are skipped (each checked to be of that minute);
 - after a chain that ended by itself (``more_records`` false) and brought new records, another chain follows;
   a chain that brought nothing new ends the day. Under the page-size reading that costs one request per day;
-- an expired cursor (any 4xx to a cursor request, ``client.validate_response``) ends its chain early: the next
-  chain starts the same way (never again from 00:00, which could loop under the capped reading);
+- an expired cursor (any 4xx to a cursor request, ``client.validate_response``) ends its chain early. While the
+  day was read from 00:00 in one go, the next chain starts at 00:00 and skips the records held by position: a
+  record stored after the cut with an earlier timestamp (the seed never says records are sorted) is then still
+  read. Where that cannot get past the records held (a capped chain, or cursors that expire sooner, in
+  :data:`MAX_SHORT_RESTARTS_FROM_DAY_START` such chains in a row), chains start from the minute, as after a capped
+  chain (no client can see such a record there: README, known limits);
 - a chain that brought nothing new but sent exactly ``number_of_records`` records is ambiguous: the day may be
   done (page size) or the chain capped. One probe with a smaller ``number_of_records`` tells: more records than
   asked means pages, so the day is done; exactly as many means a cap, and that minute cannot be read completely
@@ -53,6 +57,9 @@ MAX_PAGES_WITHOUT_PROGRESS = 3
 API_MAX_RECORDS = 1000
 #: Pages of a chain from 00:00 read, at most, to tell whether cursor pages overlap (three pages: two edges).
 EDGE_PROBE_PAGES = 3
+#: Chains from 00:00 by position in a row whose cursor expires before they get past the records held, before the day
+#: goes on from the minute instead (with a WARNING: a record stored late with an earlier timestamp would be missed).
+MAX_SHORT_RESTARTS_FROM_DAY_START = 3
 
 
 class DayStopError(KahunaAPIError):
@@ -147,6 +154,9 @@ class DayReader:
         self.last_cursor_error = "-"  # the server's answer to the last refused cursor, for the final message
         # Positions count from 00:00 in the server's order while the day was read from its start in one go.
         self.positions_from_day_start = progress.records == 0
+        self.restart_by_position = False  # the next chain, after an expired cursor, starts at 00:00 by position
+        self.position_restarts_fall_short = False  # such chains could not get past the records held
+        self.short_restarts = 0  # chains from 00:00 by position in a row that expired before passing the records held
 
     @property
     def where(self) -> str:
@@ -164,8 +174,11 @@ class DayReader:
                 expiries_without_progress = 0
                 number_of_records, probing = self.page_size, False
                 from_day_start = chain.by_position or (chain.minute == DAY_START and not chain.held)
-                if self.progress.unsorted and from_day_start and chain.ended and chain.received > number_of_records:
+                whole_day = self.progress.unsorted or chain.by_position
+                if whole_day and from_day_start and chain.ended and chain.received > number_of_records:
                     return  # more than asked in one chain from 00:00: pages, and the chain ran to the day's end
+                if chain.ended:
+                    self.restart_by_position = False
                 continue
             if not chain.ended:
                 expiries_without_progress += 1
@@ -181,6 +194,9 @@ class DayReader:
                 if chain.received - chain.earlier < chain.held:
                     raise self.day_shrank(chain)
                 return
+            if chain.by_position and not self.progress.unsorted:
+                self.fall_short(chain, "this server stops each cursor chain after number_of_records records")
+                continue
             if probing:
                 if chain.by_position:
                     raise self.unsorted_and_capped(chain)
@@ -194,7 +210,7 @@ class DayReader:
     def start_chain(self, number_of_records: int) -> Chain:
         """The next chain: from the current minute, or (a day out of order) from 00:00 by position."""
         progress = self.progress
-        if not progress.unsorted:
+        if not progress.unsorted and not self.restart_by_position:
             return Chain(progress.minute, number_of_records, progress.minute_records)
         if not self.positions_from_day_start:
             raise UnsortedDayError(
@@ -220,13 +236,15 @@ class DayReader:
             except CursorExpiredError as expired:
                 self.last_cursor_error = str(expired)
                 self.finish_chain(chain, waiting, held_back)
+                self.restart_after_expiry(chain)
+                by_position = self.progress.unsorted or self.restart_by_position
                 self.logger.warning(
                     "Cursor expired while reading %s after %d records; continuing from %s (skipping the %d records "
                     "already read)",
                     self.where,
                     self.progress.records,
-                    DAY_START if self.progress.unsorted else self.progress.minute,
-                    self.progress.records if self.progress.unsorted else self.progress.minute_records,
+                    DAY_START if by_position else self.progress.minute,
+                    self.progress.records if by_position else self.progress.minute_records,
                 )
                 return chain
             raw = page[self.category]
@@ -255,6 +273,35 @@ class DayReader:
                 chain.ended = True
                 return chain
             cursor = page["cursor"]
+
+    def restart_after_expiry(self, chain: Chain) -> None:
+        """Where the chain after an expired cursor starts: at 00:00 by position while the day was read from its
+        start in one go (so a record stored after the cut with an earlier timestamp is still read), else (or once
+        such a chain fell short) from the minute."""
+        if self.progress.unsorted:
+            return
+        if chain.by_position:
+            self.short_restarts = 0 if chain.new else self.short_restarts + 1
+            if self.short_restarts >= MAX_SHORT_RESTARTS_FROM_DAY_START:
+                self.fall_short(
+                    chain,
+                    f"its cursors expired before {self.short_restarts} chains from 00:00 in a row got past them",
+                )
+        elif self.positions_from_day_start and self.progress.records and not self.position_restarts_fall_short:
+            self.restart_by_position = True
+
+    def fall_short(self, chain: Chain, why: str) -> None:
+        """A chain from 00:00 by position could not get past the records held: chains start from the minute."""
+        self.restart_by_position = False
+        self.position_restarts_fall_short = True
+        self.logger.warning(
+            "%s: %s records read so far, and %s; continuing from %s, so a record the server stores after them "
+            "with an earlier timestamp would not be read (see the README's known limits)",
+            self.where,
+            chain.held,
+            why,
+            self.progress.minute,
+        )
 
     def finish_chain(self, chain: Chain, waiting: Waiting | None, held_back: list[list[dict]]) -> None:
         """A chain ended (or its cursor expired): the page still waiting, then the pages held back, are read."""

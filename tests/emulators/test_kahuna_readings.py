@@ -151,6 +151,23 @@ def test_records_in_a_stored_order_that_is_not_timestamp_order(kahuna: EmulatorP
     assert later == [record for record in served if record["timestamp"][11:16] >= minute]
 
 
+def test_one_late_record_is_stored_after_the_records_of_six_hours(kahuna: EmulatorProcess) -> None:
+    readings(kahuna, order="one_late")
+    served = [record for page in follow(kahuna, body(number_of_records=1000)) for record in page["inapp"]]
+    late = YESTERDAYS[3]
+    assert served == stored_order(YESTERDAYS, dataset().now_text, "one_late")
+    assert [record for record in served if record != late] == YESTERDAYS[:3] + YESTERDAYS[4:]
+    at = served.index(late)
+    assert served[:at] == sorted(served[:at], key=lambda record: record["timestamp"]), "sorted before it"
+    six_hours_on = f"{YESTERDAY.isoformat()} {int(late['timestamp'][11:13]) + 6:02d}{late['timestamp'][13:]}"
+    assert served[at - 1]["timestamp"] <= six_hours_on < served[at + 1]["timestamp"]
+    # a request from a minute after it never selects it
+    minute = served[at - 1]["timestamp"][11:16]
+    later = [record for page in follow(kahuna, body(minute, 1000)) for record in page["inapp"]]
+    assert late not in later
+    assert later == [record for record in served if record["timestamp"][11:16] >= minute]
+
+
 def test_the_chain_cap_counts_a_repeated_page_once(start_emulator: StartEmulator) -> None:
     emulator = start_emulator("kahuna", "--records-cap", "chain", "--chain-page-size", "25")
     readings(emulator, day_end="repeat_page")

@@ -1,4 +1,6 @@
-"""An expired cursor ends its chain: the day goes on from the minute of the last record held; nothing lost or repeated.
+"""An expired cursor ends its chain: the day goes on from 00:00 by position while it was read from 00:00 in one go
+(a record stored late with an earlier timestamp is still read), else from the minute of the last record held;
+nothing lost or repeated.
 
 The emulator counts uses per cursor (``expire_after_uses``), rolls a seeded die per use (``expire_rate``)
 can expire every outstanding cursor at once (``expire_all``) and expires the k-th cursor request
@@ -44,7 +46,7 @@ def test_each_cursor_is_used_once(clean_emulator: EmulatorProcess, run_tap: Call
 
 
 @pytest.mark.parametrize("expiring_request", [1, 2, 3], ids=["first-cursor", "second-cursor", "third-cursor"])
-def test_cursor_expiring_at_a_given_page_continues_from_the_last_minute_held(
+def test_cursor_expiring_at_a_given_page_continues_from_00_00_by_position(
     clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun], expiring_request: int
 ) -> None:
     day = dataset().days[1]
@@ -61,12 +63,15 @@ def test_cursor_expiring_at_a_given_page_continues_from_the_last_minute_held(
     run = run_tap(config)
     requests = clean_emulator.requests()
     assert expired_cursor_answers(requests) == [expiring_request]
-    # pages 0 .. expiring_request - 1 arrived (5 records each): the next chain asks from the last one's minute
-    last_held = dataset().records("user_merge", day)[5 * expiring_request - 1]
+    # pages 0 .. expiring_request - 1 arrived (5 records each): the next chain asks from 00:00 and skips them
     continued = requests[expiring_request + 1]["json"]
-    assert continued.get("timestamp") == day.strftime("%m/%d/%Y ") + last_held["timestamp"][11:16]
+    assert continued.get("timestamp") == day.strftime("%m/%d/%Y 00:00")
+    skipped = [r["json"] for r in requests[expiring_request + 1 :]][:expiring_request]
+    assert all(len(body) == 3 and body["number_of_records"] == 5 for body in skipped), "pages of 5 from 00:00"
     assert_exact(run, ("user_merge",), days=[day])
-    assert f"continuing from {last_held['timestamp'][11:16]}" in run.stderr
+    assert f"continuing from 00:00 (skipping the {5 * expiring_request} records already read)" in run.stderr
+    # the day is read through to its end by that chain: no chain from a minute follows
+    assert [r["json"]["timestamp"] for r in requests if "timestamp" in r["json"]] == [continued["timestamp"]] * 2
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -79,13 +84,25 @@ def test_cursors_expiring_at_random_lose_and_repeat_nothing(
     requests = clean_emulator.requests()
     assert len(expired_cursor_answers(requests)) >= 2
     assert "Cursor expired while reading" in run.stderr
+    from_day_start = 0
     for expired in expired_cursor_answers(requests):
         chain_start = next(r["json"] for r in reversed(requests[:expired]) if "timestamp" in r["json"])
         following = requests[expired + 1]["json"]
-        # one day at a time: the next request continues the same day, from a minute past its start
-        assert following["timestamp"].split()[0] == chain_start["timestamp"].split()[0]
-        assert following["categories_to_return"] == chain_start["categories_to_return"]
-        assert not following["timestamp"].endswith(" 00:00"), following
+        # one day at a time: the next request continues the same day
+        day, categories = following["timestamp"].split()[0], following["categories_to_return"]
+        assert day == chain_start["timestamp"].split()[0]
+        assert categories == chain_start["categories_to_return"]
+        starts = [
+            r["json"]["timestamp"]
+            for r in requests[:expired]
+            if "timestamp" in r["json"]
+            and r["json"]["timestamp"].startswith(day)
+            and r["json"]["categories_to_return"] == categories
+        ]
+        if following["timestamp"].endswith(" 00:00"):  # by position: only while the day was read from 00:00 so far
+            from_day_start += 1
+            assert all(start.endswith(" 00:00") for start in starts), (following, starts)
+    assert from_day_start >= 1
 
 
 def test_every_cursor_expired_stops_with_one_clear_line(
