@@ -97,6 +97,16 @@ def requests_of(emulator: EmulatorProcess, day: date | None = None) -> list[dict
     return chosen
 
 
+def chain_starts(emulator: EmulatorProcess, day: date) -> list[str]:
+    """The ``timestamp`` of each chain the tap started for ``day``, in order."""
+    return [r["json"]["timestamp"] for r in requests_of(emulator, day) if "timestamp" in r["json"]]
+
+
+def day_start(day: date) -> str:
+    """The ``timestamp`` of a chain from ``day``'s 00:00."""
+    return f"{day.strftime('%m/%d/%Y')} 00:00"
+
+
 # --- readings a client can be exact under ---------------------------------------------------------------------------
 EXACT_READINGS = {
     "more_records-absent-on-the-last-page": {"last_page_more_records": "absent"},
@@ -185,8 +195,8 @@ def test_a_capped_chain_after_an_expired_cursor_starts_at_00_00_by_position_then
 
     assert_exact(run, data)
     first = data.days[0]
-    restarts = [r["json"]["timestamp"] for r in requests_of(emulator, first) if "timestamp" in r["json"]]
-    assert restarts[:2] == [f"{first.strftime('%m/%d/%Y')} 00:00"] * 2, restarts[:3]
+    restarts = chain_starts(emulator, first)
+    assert restarts[:2] == [day_start(first)] * 2, restarts[:3]
     assert restarts[2] != restarts[0], "after a chain that reached its cap: from the minute of the last record"
     assert "continuing from 00:00 (skipping the 500 records already read)" in run.stderr
     assert "would not be read" not in run.stderr
@@ -206,9 +216,9 @@ def test_cursors_that_expire_before_a_chain_from_00_00_gets_past_the_records_hel
         f"inapp logs of UTC day {first.isoformat()}: 700 records read so far, and its cursors expired before "
         f"{MAX_SHORT_RESTARTS_FROM_DAY_START} chains from 00:00 in a row got past them; continuing from "
     ) in run.stderr
-    restarts = [r["json"]["timestamp"] for r in requests_of(emulator, first) if "timestamp" in r["json"]]
+    restarts = chain_starts(emulator, first)
     tries = 1 + MAX_SHORT_RESTARTS_FROM_DAY_START  # the day's first chain, then the chains by position
-    assert restarts[:tries] == [f"{first.strftime('%m/%d/%Y')} 00:00"] * tries, restarts[: tries + 1]
+    assert restarts[:tries] == [day_start(first)] * tries, restarts[: tries + 1]
     assert restarts[tries] != restarts[0], "then from the minute of the last record"
 
 
