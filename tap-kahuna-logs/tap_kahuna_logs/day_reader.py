@@ -28,7 +28,9 @@ The other readings the seed leaves open, each read exactly or stopped with one l
 - records out of timestamp order (the seed never says the records are sorted): resuming from a minute would miss
   records, so once a day's records come out of order every later chain starts at 00:00 and skips the records held
   by position; a capped chain that cannot get past them stops the day (:class:`UnsortedDayError`, nothing of it
-  emitted), and the day's bookmark carries no minute, so the next run re-reads it from 00:00 by position;
+  emitted), and the day's bookmark carries no minute, so the next run re-reads it from 00:00 by position. A day
+  resumed from a bookmark's minute that turns out of order is read again from 00:00 (:class:`ReadDayFromStart`):
+  the records the bookmark counts are then skipped by position, once the last of them is found where it says;
 - pages that overlap (each starts with the previous page's last record): learned from two overlapping page edges
   in a row (or, at a chain's only edge, from the edges of a chain from 00:00, at most three pages, else by counting
   that record in a fresh answer) and read once; until then the page after an overlapping edge waits;
@@ -57,6 +59,8 @@ MAX_PAGES_WITHOUT_PROGRESS = 3
 API_MAX_RECORDS = 1000
 #: Pages of a chain from 00:00 read, at most, to tell whether cursor pages overlap (three pages: two edges).
 EDGE_PROBE_PAGES = 3
+#: Chains from 00:00 tried for that, when their cursors expire first.
+EDGE_PROBE_CHAINS = 5
 #: Chains from 00:00 by position in a row whose cursor expires before they get past the records held, before the day
 #: goes on from the minute instead (with a WARNING: a record stored late with an earlier timestamp would be missed).
 MAX_SHORT_RESTARTS_FROM_DAY_START = 3
@@ -84,6 +88,14 @@ class UnsortedDayError(DayStopError):
     """Records out of timestamp order and a chain that stops early: the day cannot be read exactly."""
 
     keeps_records = False
+
+
+class ReadDayFromStart(Exception):  # noqa: N818 (a signal to the day's caller, not an error)
+    """A day resumed from a bookmark's minute came out of timestamp order: read it again from 00:00, by position.
+
+    Records after the bookmark's minute cannot be matched to positions from 00:00 (a record stored late with an
+    earlier timestamp sits before them there), but every record the bookmark counts arrived before them: read
+    from 00:00, they come first, so skipping the bookmark's count by position lands on the next record."""
 
 
 class PageEdges:
@@ -154,6 +166,7 @@ class DayReader:
         self.last_cursor_error = "-"  # the server's answer to the last refused cursor, for the final message
         # Positions count from 00:00 in the server's order while the day was read from its start in one go.
         self.positions_from_day_start = progress.records == 0
+        self.resumed = progress.records > 0  # from a bookmark's minute: out of order, the day is read again
         self.restart_by_position = False  # the next chain, after an expired cursor, starts at 00:00 by position
         self.position_restarts_fall_short = False  # such chains could not get past the records held
         self.short_restarts = 0  # chains from 00:00 by position in a row that expired before passing the records held
@@ -213,6 +226,8 @@ class DayReader:
         if not progress.unsorted and not self.restart_by_position:
             return Chain(progress.minute, number_of_records, progress.minute_records)
         if not self.positions_from_day_start:
+            if self.resumed:
+                raise ReadDayFromStart(self.where)
             raise UnsortedDayError(
                 f"Kahuna Logs API sent {self.where} out of timestamp order after a restart inside the day, so the "
                 f"records read cannot be matched to positions from 00:00; nothing of this day was emitted. Re-read "
@@ -348,16 +363,23 @@ class DayReader:
 
     def edges_from_day_start(self) -> bool | None:
         """Whether pages overlap, told by the page edges of a chain from 00:00 (they fall elsewhere than the
-        chain's): an edge that does not repeat means no, two that repeat in a row mean yes; None if it ends first."""
+        chain's): an edge that does not repeat means no, two that repeat in a row mean yes; None if it ends first.
+        A chain whose cursor expires first is tried again, up to :data:`EDGE_PROBE_CHAINS` chains."""
+        for _ in range(EDGE_PROBE_CHAINS):
+            try:
+                return self.edges_of_one_chain_from_day_start()
+            except CursorExpiredError:
+                continue
+        return None
+
+    def edges_of_one_chain_from_day_start(self) -> bool | None:
+        """:meth:`edges_from_day_start` in one chain; ``CursorExpiredError`` if its cursor expires first."""
         cursor: str | None = None
         previous: list[dict] = []
         repeating = 0
         for _ in range(EDGE_PROBE_PAGES):
             self.requests += 1
-            try:
-                page = self.fetch(DAY_START, self.page_size, cursor)
-            except CursorExpiredError:
-                return None
+            page = self.fetch(DAY_START, self.page_size, cursor)
             records = page[self.category]
             if cursor is not None and previous and len(records) >= 2:
                 if records[0] != previous[-1]:

@@ -36,9 +36,16 @@ from tap_kahuna_logs.client import KahunaClient, request_timestamp
 from tap_kahuna_logs.connector_common.concurrency import ordered_map
 from tap_kahuna_logs.connector_common.sdk_compat import write_state_now
 from tap_kahuna_logs.day_buffer import DayRecords
-from tap_kahuna_logs.day_reader import DayReader, DayStopError, OverfullMinuteError, PageEdges
+from tap_kahuna_logs.day_reader import (
+    DayReader,
+    DayStopError,
+    OverfullMinuteError,
+    PageEdges,
+    ReadDayFromStart,
+    UnsortedDayError,
+)
 from tap_kahuna_logs.progress import DayProgress, progress_from_bookmark
-from tap_kahuna_logs.records import log_record
+from tap_kahuna_logs.records import iso_timestamp, log_record
 
 if t.TYPE_CHECKING:
     from tap_kahuna_logs.tap import TapKahunaLogs
@@ -139,28 +146,66 @@ class DailyLogStream(KahunaClient):
     def read_day(self, day: date) -> DayRead:
         """This category's records of one UTC day from its start position, in server order (in a worker thread)."""
         start, skip = self._day_starts.get(day, (DayProgress(day), 0))
+        try:
+            return self._read_day(start, skip)
+        except ReadDayFromStart as signal:
+            # The bookmark's records arrived before those after its minute: from 00:00 they come first.
+            self.logger.info(
+                "%s: records came out of timestamp order after the bookmark's minute; reading the day again from "
+                "00:00 and skipping the %d records emitted before by position",
+                signal,
+                start.records,
+            )
+            return self._read_day(DayProgress(day), start.records, bookmark_ends_with=start.last_timestamp)
+
+    def _read_day(self, start: DayProgress, skip: int, bookmark_ends_with: str | None = None) -> DayRead:
+        """The day read from ``start``; ``skip`` records to skip when emitting. ``bookmark_ends_with``: the
+        timestamp the record at position ``skip - 1`` must have (the bookmark's last one), else nothing of the day
+        is emitted."""
+        day = start.day
         limit_mb = self.settings.day_buffer_mb
         records = DayRecords(int(limit_mb * 1024 * 1024))
         with self._day_buffers_lock:
             self._day_buffers.append(records)
+        last_skipped: list[t.Any] = []  # the raw timestamp at position skip - 1, once read
+
+        def keep(page: list[dict]) -> None:
+            if bookmark_ends_with is not None and not last_skipped and records.count + len(page) >= skip:
+                last_skipped.append(page[skip - 1 - records.count].get("timestamp"))
+            records.extend(page)
+
         reader = DayReader(
             category=self.category,
             progress=start.copy(),
             page_size=self.settings.page_size,
             fetch=partial(self.fetch_page, day),
-            keep=records.extend,
+            keep=keep,
             describe_minute=partial(request_timestamp, day, timestamp_format=self.settings.timestamp_format),
             logger=self.logger,
             edges=self.page_edges,
         )
         try:
             reader.read()
+        except ReadDayFromStart:
+            records.close()  # read again from 00:00 into a new buffer
+            raise
         except DayStopError as stop:
             if isinstance(stop, OverfullMinuteError):
                 emit_count = records.count - reader.progress.records_of_minute_since(start)
             else:
                 emit_count = records.count if stop.keeps_records else 0
             return DayRead(start, skip, records, emit_count, stop, reader.progress.unsorted)
+        if bookmark_ends_with is not None and (
+            not last_skipped or iso_timestamp(last_skipped[0]) != iso_timestamp(bookmark_ends_with)
+        ):
+            found = f"a record of {iso_timestamp(last_skipped[0])}" if last_skipped else "no record"
+            mismatch = UnsortedDayError(
+                f"Kahuna Logs API sends {reader.where} out of timestamp order, and read from 00:00 it has {found} at "
+                f"position {skip - 1}, where the bookmark's last record ({bookmark_ends_with}) was: the records "
+                f"emitted before cannot be matched to positions from 00:00; nothing more of this day was emitted. "
+                f"Re-read the day from its start by setting this stream's bookmark back to the day before."
+            )
+            return DayRead(start, skip, records, 0, mismatch, unsorted=True)
         self.logger.debug(
             "%s: %d new records in %d chains, %d requests", reader.where, records.count, reader.chains, reader.requests
         )

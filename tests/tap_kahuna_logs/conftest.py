@@ -11,7 +11,15 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun, run_plugin
-from tests.tap_kahuna_logs.kahuna_helpers import HARD_DAYS, NOW, TAP, emulator_dataset, start_kahuna
+from tests.tap_kahuna_logs.kahuna_helpers import (
+    DAY_READINGS,
+    HARD_DAYS,
+    NOW,
+    TAP,
+    DayReading,
+    emulator_dataset,
+    start_kahuna,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +32,29 @@ def kahuna() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def clean_emulator(kahuna: EmulatorProcess) -> EmulatorProcess:
-    """The module's emulator with no faults, no cursor expiry, the clock at NOW and an empty request log."""
+    """The module's emulator under the contract's readings, with no faults, no cursor expiry, the clock at NOW and
+    an empty request log."""
     kahuna.set_faults(
         latency_ms=0.0, error_rate=0.0, error_statuses=[500, 503], drop_rate=0.0, rate_limit_rate=0.0, slow_body_ms=0.0
     )
-    kahuna.control("kahuna/cursors", {"expire_after_uses": None, "ttl_seconds": None, "expire_rate": 0.0})
+    kahuna.control("kahuna/cursors", {"expire_after_uses": None, "ttl_seconds": None, "expire_at_uses": None})
+    DAY_READINGS["contract"].serve(kahuna)
+    kahuna.clear_corruptions()
     kahuna.set_clock(now=NOW)
     kahuna.reset()
     return kahuna
+
+
+@pytest.fixture(params=list(DAY_READINGS))
+def reading(request: pytest.FixtureRequest) -> DayReading:
+    """Each reading of the seed a client can be exact under (``DAY_READINGS``), in turn."""
+    return DAY_READINGS[request.param]
+
+
+@pytest.fixture
+def read_emulator(clean_emulator: EmulatorProcess, reading: DayReading) -> EmulatorProcess:
+    """:func:`clean_emulator` serving ``reading``."""
+    return reading.serve(clean_emulator)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun
-from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, base_config, dataset, expected_rows, keys
+from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, DayReading, base_config, dataset, expected_rows, keys
 
 #: Three complete days; the middle one gets the bad answer.
 DAYS = dataset().days[-4:-1]
@@ -83,14 +83,15 @@ def assert_stopped_on_broken_day(run: PluginRun, category: str, phrase: str) -> 
     assert phrase in errors[0], errors[0]
 
 
-def assert_no_state_past_the_day_before(run: PluginRun, stream: str) -> None:
+def assert_no_state_past_the_day_before(run: PluginRun, stream: str, reading: DayReading | None = None) -> None:
     """Every bookmark of ``stream`` stays at or before the first day (complete), never inside the broken day."""
     bookmarks = [state["bookmarks"][stream] for state in run.states if stream in state.get("bookmarks", {})]
     assert bookmarks, "the first day's STATE was emitted"
     assert all(bookmark["day"] <= DAYS[0].isoformat() for bookmark in bookmarks), bookmarks
     assert all(bookmark.get("replication_key_value", "") < BROKEN_DAY.isoformat() for bookmark in bookmarks), bookmarks
     last = bookmarks[-1]
-    assert (last["day"], last["day_records_emitted"]) == (DAYS[0].isoformat(), len(expected_keys("inapp", DAYS[:1])))
+    first_day = reading.keys("inapp", days=DAYS[:1]) if reading else expected_keys("inapp", DAYS[:1])
+    assert (last["day"], last["day_records_emitted"]) == (DAYS[0].isoformat(), len(first_day))
 
 
 @pytest.mark.parametrize("kind", list(BAD_ANSWERS))
@@ -109,38 +110,43 @@ def test_bad_first_page_stops_with_the_day_named_and_no_state_past_the_day_befor
 
 
 def test_bad_cursor_page_with_parallel_days_emits_nothing_of_the_day(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+    read_emulator: EmulatorProcess, reading: DayReading, run_tap: Callable[..., PluginRun]
 ) -> None:
     rule, phrase = BAD_ANSWERS["missing_category"]
-    break_page(clean_emulator, "inapp", BROKEN_DAY, 2, rule)
-    config = base_config(clean_emulator, categories=["inapp"])
+    break_page(read_emulator, "inapp", BROKEN_DAY, 2, rule)
+    config = reading.config(read_emulator, categories=["inapp"])
     run = run_tap({**config, "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()})
-    assert broken_pages(clean_emulator) == [(BROKEN_DAY, 2)]
+    assert broken_pages(read_emulator) == [(BROKEN_DAY, 2)]
     assert_stopped_on_broken_day(run, "inapp", phrase)
-    assert keys(run.records["inapp_logs"]) == expected_keys("inapp", DAYS[:1]), "pages 0-1 of the day are held back"
-    assert_no_state_past_the_day_before(run, "inapp_logs")
+    first_day = reading.keys("inapp", days=DAYS[:1])
+    assert keys(run.records["inapp_logs"]) == first_day, "pages 0-1 of the day are held back"
+    assert_no_state_past_the_day_before(run, "inapp_logs", reading)
 
 
 def test_rerun_after_a_bad_answer_delivers_every_record_once(
-    clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]
+    read_emulator: EmulatorProcess, reading: DayReading, run_tap: Callable[..., PluginRun]
 ) -> None:
-    config = {**base_config(clean_emulator), "start_date": DAYS[0].isoformat(), "end_date": DAYS[-1].isoformat()}
+    config = {
+        **reading.config(read_emulator),
+        "start_date": DAYS[0].isoformat(),
+        "end_date": DAYS[-1].isoformat(),
+    }
     rule, _ = BAD_ANSWERS["only_more_records_false"]
     # Streams run in name order: email and inapp are complete before push breaks; user_merge never starts.
-    break_page(clean_emulator, "push", BROKEN_DAY, 0, rule)
+    break_page(read_emulator, "push", BROKEN_DAY, 0, rule)
     broken = run_tap(config)
-    assert broken_pages(clean_emulator) == [(BROKEN_DAY, 0)]
-    clean_emulator.clear_corruptions()
+    assert broken_pages(read_emulator) == [(BROKEN_DAY, 0)]
+    read_emulator.clear_corruptions()
     assert_stopped_on_broken_day(broken, "push", 'the page has no "push" array')
     assert broken.final_state["bookmarks"]["push_logs"]["day"] == DAYS[0].isoformat()
     for category in ("email", "inapp"):
-        assert keys(broken.records[STREAMS[category]]) == expected_keys(category, DAYS)
+        assert keys(broken.records[STREAMS[category]]) == reading.keys(category, days=DAYS)
     assert "user_merge_logs" not in broken.records
 
     rerun = run_tap(config, state=broken.final_state)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     push = keys(broken.records["push_logs"]) + keys(rerun.records["push_logs"])
-    assert push == expected_keys("push", DAYS), "every push record exactly once over both runs"
-    assert keys(rerun.records["user_merge_logs"]) == expected_keys("user_merge", DAYS)
+    assert push == reading.keys("push", days=DAYS), "every push record exactly once over both runs"
+    assert keys(rerun.records["user_merge_logs"]) == reading.keys("user_merge", days=DAYS)
     for category in ("email", "inapp"):
         assert STREAMS[category] not in rerun.records, "complete streams are not sent again"

@@ -12,7 +12,7 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import run_plugin
-from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, NOW, SECRET_KEY, STREAMS, TAP
+from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, DAY_READINGS, NOW, SECRET_KEY, STREAMS, TAP, DayReading
 
 DAYS = 2
 # ~7,700 in-app records a day: about 1.1 MB pickled, past a 1 MB buffer
@@ -45,10 +45,10 @@ def config(emulator: EmulatorProcess, day_buffer_mb: int) -> dict:
     }
 
 
-def expected_keys(category: str) -> list[tuple[str, int]]:
-    """(log_date, log_position) of every record the emulator holds, in order."""
+def expected_keys(category: str, reading: DayReading = DAY_READINGS["contract"]) -> list[tuple[str, int]]:
+    """(log_date, log_position) of every record the emulator sends under ``reading``, in order."""
     data = KahunaDataset(seed=42, now=datetime.fromisoformat(NOW), days=DAYS, logs_per_day=LOGS_PER_DAY, env="p")
-    return [(day.isoformat(), n) for day in data.days for n in range(len(data.records(category, day)))]
+    return reading.keys(category, data=data)
 
 
 def temporary_files() -> set[Path]:
@@ -57,11 +57,14 @@ def temporary_files() -> set[Path]:
 
 
 def test_a_day_past_the_buffer_spills_to_disk_and_emits_the_same_records(
-    big_days: EmulatorProcess, tmp_path: Path
+    big_days: EmulatorProcess, tmp_path: Path, reading: DayReading
 ) -> None:
     files_before = temporary_files()
+    reading.serve(big_days)
     spilled = run_plugin(TAP, config(big_days, day_buffer_mb=1), tmp_path / "spilled")
+    reading.serve(big_days)  # the same cursor expiries, by the reseeded die
     in_memory = run_plugin(TAP, config(big_days, day_buffer_mb=64), tmp_path / "memory")
+    DAY_READINGS["contract"].serve(big_days)
 
     assert spilled.returncode == 0, spilled.stderr[-3000:]
     assert in_memory.returncode == 0, in_memory.stderr[-3000:]
@@ -72,7 +75,7 @@ def test_a_day_past_the_buffer_spills_to_disk_and_emits_the_same_records(
     assert SPILL_LINE not in in_memory.stderr
     for category in CATEGORIES:
         records = spilled.records[STREAMS[category]]
-        assert [(r["log_date"], r["log_position"]) for r in records] == expected_keys(category)
+        assert [(r["log_date"], r["log_position"]) for r in records] == expected_keys(category, reading)
         assert records == in_memory.records[STREAMS[category]]
     assert spilled.final_state == in_memory.final_state
     assert temporary_files() - files_before == set()

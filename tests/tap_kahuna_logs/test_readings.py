@@ -22,7 +22,11 @@ import pytest
 from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
-from tap_kahuna_logs.day_reader import MAX_PAGES_WITHOUT_PROGRESS, MAX_SHORT_RESTARTS_FROM_DAY_START
+from tap_kahuna_logs.day_reader import (
+    EDGE_PROBE_CHAINS,
+    MAX_PAGES_WITHOUT_PROGRESS,
+    MAX_SHORT_RESTARTS_FROM_DAY_START,
+)
 from tests.support.cli import PluginRun
 from tests.tap_kahuna_logs.kahuna_helpers import (
     assert_bookmark,
@@ -244,14 +248,18 @@ def test_overlapping_pages_are_learned_at_the_first_two_edges(
     assert not [r for r in requests_of(emulator) if r["json"]["number_of_records"] == 1000]
 
 
-@pytest.mark.parametrize("probe_refused", [False, True], ids=["told-by-edges-from-00:00", "told-by-counting"])
+@pytest.mark.parametrize(
+    "probes_refused",
+    [0, 1, EDGE_PROBE_CHAINS],
+    ids=["told-by-edges-from-00:00", "told-by-a-second-chain-from-00:00", "told-by-counting"],
+)
 @pytest.mark.parametrize("page_overlap", [False, True], ids=["genuine-repeat", "overlap"])
 def test_a_repeat_at_a_chains_only_edge_is_told_without_losing_or_repeating_a_record(
     hard_days: EmulatorProcess,
     data: KahunaDataset,
     run_tap: Callable[..., PluginRun],
     page_overlap: bool,
-    probe_refused: bool,
+    probes_refused: int,
 ) -> None:
     day = data.days[0]
     records = data.records("inapp", day)
@@ -274,8 +282,8 @@ def test_a_repeat_at_a_chains_only_edge_is_told_without_losing_or_repeating_a_re
         }
     }
     emulator = serve(hard_days, "page", page_overlap=page_overlap)
-    if probe_refused:  # the chain's own cursor request is the 1st; the 2nd, of the chain from 00:00, is refused
-        emulator.control("kahuna/cursors", {"expire_at_uses": [2]})
+    if probes_refused:  # the chain's own cursor request is the 1st; then each chain from 00:00 has its first refused
+        emulator.control("kahuna/cursors", {"expire_at_uses": list(range(2, 2 + probes_refused))})
     run = run_tap(
         config(emulator, data, start_date=day.isoformat(), end_date=day.isoformat(), page_size=page_size),
         state=state,
@@ -284,18 +292,22 @@ def test_a_repeat_at_a_chains_only_edge_is_told_without_losing_or_repeating_a_re
     assert run.returncode == 0, run.stderr[-3000:]
     assert keys(run.rows("inapp_logs")) == data_keys(data, "inapp", [day])[start + 1 :], "both copies, once each"
     told = "repeat the previous page's last record" if page_overlap else "do not overlap"
-    how = "counting one record in a fresh answer" if probe_refused else "the page edges of a chain from 00:00"
+    counting = probes_refused == EDGE_PROBE_CHAINS
+    how = "counting one record in a fresh answer" if counting else "the page edges of a chain from 00:00"
     assert f"Kahuna cursor pages {told} (told by {how})" in run.stderr
     asked = [r["json"] for r in requests_of(emulator)]
     from_day_start = [body for body in asked if body.get("timestamp", "").endswith(" 00:00")]
-    assert len(from_day_start) == 1, "one chain from 00:00 told (or tried to)"
+    assert len(from_day_start) == min(probes_refused + 1, EDGE_PROBE_CHAINS), "chains from 00:00 until one told"
     counted = [body for body in asked if body["number_of_records"] == 1000]
-    if probe_refused:
+    if counting:
         assert len(counted) == 1, "one request counted"
         assert counted[0]["timestamp"].endswith(records[repeat]["timestamp"][11:16])
     else:
         assert counted == []
-        assert len(asked) <= 2 + 3 + 2, "the chain, at most three pages from 00:00, the day's last-minute check"
+        assert len(asked) <= 2 + 2 * probes_refused + 3 + 2, (
+            "the chain, two requests per refused chain from 00:00, at most three pages from 00:00, the day's "
+            "last-minute check"
+        )
 
 
 # --- readings no client can read past: one line, only what the tap vouches for ---------------------------------------

@@ -1,4 +1,5 @@
-"""Exact rows per category against the emulator's dataset, and what the tap asks the API."""
+"""Exact rows per category against the emulator's dataset (under every reading of the seed in ``DAY_READINGS``),
+and what the tap asks the API (under the contract's readings)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from tests.support.cli import PluginRun, run_plugin
 from tests.tap_kahuna_logs.kahuna_helpers import (
     API_KEY,
     CATEGORIES,
+    DAY_READINGS,
     SECRET_KEY,
     STREAMS,
     TAP,
+    DayReading,
+    assert_bookmark,
     base_config,
     dataset,
     expected_rows,
@@ -100,9 +104,10 @@ def assert_matches_raw(category: str, record: dict, raw: dict) -> None:
         assert name not in record
 
 
-def assert_exact_rows(run: PluginRun, category: str, **expected: object) -> None:
-    """The stream holds exactly the dataset's records, in order, each once, with the documented key."""
-    rows = expected_rows(category, **expected)  # type: ignore[arg-type]
+def assert_exact_rows(run: PluginRun, category: str, reading: DayReading) -> None:
+    """The stream holds exactly the records the server sends under ``reading``, in its order, each once, with the
+    documented key."""
+    rows = reading.rows(category)
     records = run.records.get(STREAMS[category], [])
     assert keys(records) == [(day, position) for day, position, _ in rows]
     for record, (_, _, raw) in zip(records, rows, strict=True):
@@ -110,21 +115,33 @@ def assert_exact_rows(run: PluginRun, category: str, **expected: object) -> None
 
 
 @pytest.fixture(scope="module")
-def full_run(kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict]]:
-    """One run over every category and day, and the requests it made."""
-    kahuna.reset()
+def full_run(kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[PluginRun, list[dict]]:
+    """One run over every category and day under the contract's readings, and the requests it made."""
+    DAY_READINGS["contract"].serve(kahuna).reset()
     run = run_plugin(TAP, base_config(kahuna), tmp_path_factory.mktemp("full"))
     return run, kahuna.requests()
 
 
+@pytest.fixture(scope="module", params=list(DAY_READINGS))
+def reading_run(
+    request: pytest.FixtureRequest, kahuna: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PluginRun, DayReading]:
+    """One run over every category and day under each reading of ``DAY_READINGS``."""
+    reading = DAY_READINGS[request.param]
+    reading.serve(kahuna).reset()
+    run = run_plugin(TAP, reading.config(kahuna), tmp_path_factory.mktemp(request.param))
+    DAY_READINGS["contract"].serve(kahuna)
+    return run, reading
+
+
 @pytest.mark.parametrize("category", CATEGORIES)
-def test_each_category_has_exactly_the_api_records(full_run: tuple[list[dict]], category: str) -> None:
-    run, _ = full_run
+def test_each_category_has_exactly_the_api_records(reading_run: tuple[PluginRun, DayReading], category: str) -> None:
+    run, reading = reading_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert_exact_rows(run, category)
+    assert_exact_rows(run, category, reading)
 
 
-def test_data_set_has_the_hard_cases(full_run: tuple[list[dict]]) -> None:
+def test_data_set_has_the_hard_cases(full_run: tuple[PluginRun, list[dict]]) -> None:
     run, _ = full_run
     records = [record for stream in STREAMS.values() for record in run.records.get(stream, [])]
     times = [record["timestamp"] for record in records]
@@ -139,7 +156,7 @@ def test_data_set_has_the_hard_cases(full_run: tuple[list[dict]]) -> None:
     ), "a value holding ':' is split on the first ':' only"
 
 
-def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: tuple[list[dict]]) -> None:
+def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: tuple[PluginRun, list[dict]]) -> None:
     _, requests = full_run
     assert requests
     token = base64.b64encode(f"{SECRET_KEY}:{API_KEY}".encode()).decode()
@@ -155,7 +172,9 @@ def test_requests_are_one_category_each_from_midnight_then_by_cursor(full_run: t
     assert categories == set(CATEGORIES)
 
 
-def test_each_day_is_asked_from_midnight_then_once_more_from_its_last_minute(full_run: tuple[list[dict]]) -> None:
+def test_each_day_is_asked_from_midnight_then_once_more_from_its_last_minute(
+    full_run: tuple[PluginRun, list[dict]],
+) -> None:
     """Under the page-size reading (the emulator's default) the check for more costs one request per day."""
     _, requests = full_run
     for category in CATEGORIES:
@@ -175,14 +194,29 @@ def test_each_day_is_asked_from_midnight_then_once_more_from_its_last_minute(ful
         assert len(asked) == expected_requests, category
 
 
-def test_user_merge_is_never_combined(full_run: tuple[list[dict]]) -> None:
+def test_user_merge_is_never_combined(full_run: tuple[PluginRun, list[dict]]) -> None:
     _, requests = full_run
     merge_requests = [r for r in requests if "user_merge" in r["json"]["categories_to_return"]]
     assert merge_requests
     assert all(r["json"]["categories_to_return"] == ["user_merge"] for r in merge_requests)
 
 
-def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[list[dict]]) -> None:
+def test_final_state_has_a_bookmark_per_stream_and_no_secret(reading_run: tuple[PluginRun, DayReading]) -> None:
+    run, reading = reading_run
+    bookmarks = run.final_state["bookmarks"]
+    today = dataset().days[-1]
+    for category in CATEGORIES:
+        bookmark = bookmarks[STREAMS[category]]
+        assert_bookmark(bookmark, reading.bookmark(category, today))
+        if bookmark["last_timestamp"] is not None:
+            assert bookmark["replication_key_value"] == bookmark["last_timestamp"]
+    text = str(run.states)
+    assert SECRET_KEY not in text
+    assert API_KEY not in text
+
+
+def test_the_bookmark_of_a_sorted_day_is_its_last_record_and_minute(full_run: tuple[PluginRun, list[dict]]) -> None:
+    """Written out from the data set, independently of the readings' helper."""
     run, _ = full_run
     bookmarks = run.final_state["bookmarks"]
     for category in CATEGORIES:
@@ -194,9 +228,6 @@ def test_final_state_has_a_bookmark_per_stream_and_no_secret(full_run: tuple[lis
         assert bookmark["last_timestamp"] == bookmark["replication_key_value"] == iso(last_timestamp)
         of_last_minute = [row for row in rows if row[2]["timestamp"][:16] == last_timestamp[:16]]
         assert bookmark["minute_records_emitted"] == len(of_last_minute)
-    text = str(run.states)
-    assert SECRET_KEY not in text
-    assert API_KEY not in text
 
 
 def test_selected_categories_only(clean_emulator: EmulatorProcess, run_tap: Callable[..., PluginRun]) -> None:

@@ -1,8 +1,11 @@
-"""Every stream's rows, exactly, against the emulator's dataset; bookmarks, resume and paging edge cases."""
+"""Every stream's rows, exactly, against the emulator's dataset; bookmarks, resume and paging edge cases.
+
+The full runs, the click paging and the resume inside a same-second run go under the contract's readings and
+under every other reading of the seed at once (``KAON_READINGS``): the same rows and state are due."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,41 @@ from tests.tap_kaon_insights.kaon_tap_helpers import (
 
 WEEKLY = ("weeks", "engagement", "devices", "countries", "languages", "hits")
 DATA = dataset()
+#: The readings of ``/_emulator/kaon/readings`` the runs go under: the contract's, and every other one at once (a
+#: silent cap above the data set's longest same-second run of 30 clicks, an exclusive start, the other external-ID
+#: parameter name, ``weeks`` listing complete weeks only, paths known decoded).
+CONTRACT_READINGS = {
+    "extid_cap": None,
+    "extid_start": "inclusive",
+    "extid_param": "id",
+    "weeks_list": "with_filling",
+    "path_form": "as_listed",
+}
+KAON_READINGS = {
+    "contract": CONTRACT_READINGS,
+    "every-other-reading": {
+        "extid_cap": 50,
+        "extid_start": "exclusive",
+        "extid_param": "extid",
+        "weeks_list": "complete_only",
+        "path_form": "decoded",
+    },
+}
+
+
+def serve(emulator: EmulatorProcess, reading: str) -> EmulatorProcess:
+    """The emulator under ``KAON_READINGS[reading]``, with an empty request log."""
+    assert emulator.control("kaon/readings", KAON_READINGS[reading]) == KAON_READINGS[reading]
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture(params=list(KAON_READINGS))
+def kaon_reading(request: pytest.FixtureRequest, module_kaon: EmulatorProcess) -> Iterator[str]:
+    """Each reading of ``KAON_READINGS`` served in turn (the contract's restored afterwards)."""
+    serve(module_kaon, request.param)
+    yield request.param
+    serve(module_kaon, "contract")
 
 
 def chosen_paths() -> list[str]:
@@ -42,12 +80,26 @@ def full_config(url: str, **overrides: Any) -> dict[str, Any]:
     return base_config(url, paths=chosen_paths(), external_ids=list(DATA.external_id_names), **overrides)
 
 
-@pytest.fixture(scope="module")
-def first_run(module_kaon: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> PluginRun:
-    """One full run with no state (shared by the row tests)."""
-    run = run_tap(tmp_path_factory.mktemp("first"), full_config(module_kaon.url))
+@pytest.fixture(scope="module", params=list(KAON_READINGS))
+def first_run(
+    request: pytest.FixtureRequest, module_kaon: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> PluginRun:
+    """One full run with no state under each reading (shared by the row tests; ``run.reading`` names it)."""
+    serve(module_kaon, request.param)
+    run = run_tap(tmp_path_factory.mktemp(request.param), full_config(module_kaon.url))
+    run.requests = module_kaon.requests()  # type: ignore[attr-defined]
+    serve(module_kaon, "contract")
     assert run.returncode == 0, run.stderr[-2000:]
+    run.reading = request.param  # type: ignore[attr-defined]
     return run
+
+
+def test_each_full_run_met_its_readings(first_run: PluginRun) -> None:
+    """The click requests that were answered named the external ID as the reading wants it."""
+    answered = [r for r in first_run.requests if r["path"].endswith("/extid") and r["status"] == 200]  # type: ignore[attr-defined]
+    names = {name for r in answered for name in r["query"] if name in ("id", "extid", "external_id")}
+    assert names == {KAON_READINGS[first_run.reading]["extid_param"]}  # type: ignore[attr-defined]
+    assert len(answered) >= len(DATA.external_id_names)
 
 
 def test_dataset_has_the_edge_cases_these_tests_rely_on() -> None:
@@ -108,7 +160,9 @@ def test_state_bookmarks_weeks_and_clicks(first_run: PluginRun) -> None:
 def test_second_run_rereads_only_the_current_week(
     module_kaon: EmulatorProcess, first_run: PluginRun, tmp_path: Path
 ) -> None:
+    serve(module_kaon, first_run.reading)  # type: ignore[attr-defined]
     second = run_tap(tmp_path, full_config(module_kaon.url), state=first_run.final_state)
+    serve(module_kaon, "contract")
     assert second.returncode == 0, second.stderr[-2000:]
     for stream in WEEKLY:
         assert second.rows(stream) == first_run.rows(stream)[-len(second.rows(stream)) :]
@@ -166,7 +220,9 @@ def _run_start(external_id: str) -> tuple[int, int]:
     raise AssertionError("no same-second run in the dataset")
 
 
-def test_resume_inside_a_same_second_run_is_exact(module_kaon: EmulatorProcess, tmp_path: Path) -> None:
+def test_resume_inside_a_same_second_run_is_exact(
+    module_kaon: EmulatorProcess, kaon_reading: str, tmp_path: Path
+) -> None:
     external_id = DATA.external_id_names[0]
     start, second = _run_start(external_id)
     emitted = 3  # three records of that second went out before the interruption
@@ -186,13 +242,15 @@ def test_resume_inside_a_same_second_run_is_exact(module_kaon: EmulatorProcess, 
     }
     config = base_config(module_kaon.url, external_ids=[external_id], external_id_page_size=10)
     run = run_tap(tmp_path, config, streams=("external_id_hits",), state=state)
+    assert run.returncode == 0, run.stderr[-2000:]
     assert run.rows("external_id_hits") == expected_clicks(DATA, external_id)[start + emitted :]
 
 
 @pytest.mark.parametrize("page_size", [7, 29, 30, 31, 64, 1000])
-def test_paging_emits_each_click_once(module_kaon: EmulatorProcess, tmp_path: Path, page_size: int) -> None:
+def test_paging_emits_each_click_once(
+    module_kaon: EmulatorProcess, kaon_reading: str, tmp_path: Path, page_size: int
+) -> None:
     config = base_config(module_kaon.url, external_ids=list(DATA.external_id_names), external_id_page_size=page_size)
-    module_kaon.reset()
     run = run_tap(tmp_path, config, streams=("external_id_hits",))
     assert run.returncode == 0, run.stderr[-2000:]
     for external_id in DATA.external_id_names:
@@ -201,8 +259,10 @@ def test_paging_emits_each_click_once(module_kaon: EmulatorProcess, tmp_path: Pa
     limits = {int(r["query"]["limit"]) for r in module_kaon.requests() if r["path"].endswith("/extid")}
     if page_size <= 30:  # a run of 30 same-second records fills such a page: the tap must ask for more
         assert max(limits) > page_size
-    else:
+    elif kaon_reading == "contract":
         assert limits == {page_size}
+    else:  # under the cap, pages of 50 never fill a page of more: the limit is never raised
+        assert max(limits) == page_size
 
 
 def test_paging_fails_clearly_when_one_second_outgrows_the_largest_page(
