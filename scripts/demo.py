@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 
 from emulators.testing import EmulatorProcess
+from kk_orchestration.meltano_logs import record_counts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -63,8 +64,6 @@ WAREHOUSE = DEMO_DIR / "warehouse.duckdb"
 DBT_TARGET = DEMO_DIR / "dbt" / "target"
 MARTS = {"kissmetrics_events": "/e", "kissmetrics_people": "/s", "kissmetrics_aliases": "/a"}
 REPLAY_JOB = "warehouse-to-kissmetrics"
-# Only the taps' metrics: singer-sdk targets report record_count too.
-_TAP_METRIC = re.compile(r" tap-[\w-]+ METRIC: (\{.*\})")
 # target-kissmetrics' summary line: "Kissmetrics summary: 12 beacons sent (/e 10, /s 1, /a 1), each answered 200, ..."
 _BEACON_SUMMARY = re.compile(r"Kissmetrics summary: \d+ beacons \w+ \(([^)]*)\)")
 
@@ -183,13 +182,8 @@ def meltano(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def records_by_stream(log: str) -> Counter[str]:
-    """Records per stream the taps reported in a run's log."""
-    counts: Counter[str] = Counter()
-    for match in _TAP_METRIC.finditer(log):
-        metric = json.loads(match.group(1))
-        if metric.get("metric") == "record_count" and metric.get("tags", {}).get("stream"):
-            counts[metric["tags"]["stream"]] += int(metric["value"])
-    return counts
+    """Records per stream the taps reported in a run's log (singer-sdk targets report record_count too)."""
+    return record_counts(log.splitlines(), lambda plugin: plugin.startswith("tap-"))
 
 
 def run_job(job: str) -> Counter[str]:

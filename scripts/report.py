@@ -19,29 +19,24 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from tap_kaon_insights.weeks import week_of, week_start
+
 BAR_WIDTH, CHART_HEIGHT = 40, 180
-#: Kaon's week 0 starts on Sunday 2012-01-01 (UTC); week N starts 7·N days later.
-KAON_WEEK_ZERO = date(2012, 1, 1)
 PROPERTIES_NOTE = (
     "One set beacon (/s) carries several properties, and Kissmetrics keeps each property of each person on its "
     "own (deduplicated by person, name and timestamp), so more properties are kept than set beacons were sent."
 )
 
 
-def week_start(week: int) -> date:
-    """The first day (Sunday, UTC) of Kaon week ``week``."""
-    return KAON_WEEK_ZERO + timedelta(days=7 * week)
-
-
 def current_week(today: date) -> int:
     """The Kaon week ``today`` falls in (the one still filling up)."""
-    return (today - KAON_WEEK_ZERO).days // 7
+    return week_of(today)
 
 
 @dataclass

@@ -53,6 +53,8 @@ from functools import lru_cache
 from heapq import merge
 from typing import Any
 
+#: The Logs API's categories. The emulator keeps its own copy of the vendor's facts on purpose (it stands for the
+#: service, independently of the tap's ``tap_kahuna_logs.settings.CATEGORIES``); the tests hold the two equal.
 CATEGORIES = ("inapp", "push", "email", "user_merge")
 COMBINABLE_CATEGORIES = ("inapp", "push", "email")
 SANDBOX = "s"

@@ -12,22 +12,23 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# The taps' own rules, from their one home (every package of the project is installed in one venv, the Makefile's;
+# they are not declared as dependencies: their names are not published).
+from tap_kahuna_logs.settings import CATEGORIES as KAHUNA_CATEGORIES
+from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK as KAON_FIRST_FULL_DATA_WEEK, week_of
+
 # An editable install (make venv) sits in the project; an image sets KK_MELTANO_PROJECT_DIR.
 PROJECT_DIR = Path(os.environ.get("KK_MELTANO_PROJECT_DIR") or Path(__file__).resolve().parents[2])
 LAUNCHER = PROJECT_DIR / "scripts" / "isolated_meltano.py"
 CONFIG_TIMEOUT_SECONDS = 120
 
-# The taps' own defaults (tests/orchestration/test_partitions.py checks them against each tap's --about).
-KAHUNA_CATEGORIES = ("inapp", "push", "email", "user_merge")
-KAON_FIRST_FULL_DATA_WEEK = 417
-KAON_WEEK_ZERO = date(2012, 1, 1)  # week N starts on Sunday 2012-01-01 + 7N days (UTC)
 DEFAULT_REPLAY_SHARDS = 4
 SETTINGS_VARIABLE = "KK_PARTITION_SETTINGS"
 
@@ -81,16 +82,6 @@ def meltano_error(stderr: str) -> str:
     errors = [line.split(" meltano ", 1)[-1].strip() for line in lines if "[error" in line]
     plain = [line for line in lines if "Need help fixing this problem" not in line]
     return (errors or plain or ["no output"])[-1]
-
-
-def week_start(week: int) -> date:
-    """The Sunday Kaon week ``week`` starts on."""
-    return KAON_WEEK_ZERO + timedelta(days=7 * week)
-
-
-def week_of(day: date) -> int:
-    """The Kaon week that contains ``day``."""
-    return (day - KAON_WEEK_ZERO).days // 7
 
 
 @dataclass(frozen=True)

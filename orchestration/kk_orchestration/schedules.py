@@ -25,7 +25,8 @@ from kk_orchestration.jobs import (
     shards_run_config,
 )
 from kk_orchestration.partitions import ShardedAsset
-from kk_orchestration.project import PartitionSettings, kaon_lists, week_of, week_start
+from kk_orchestration.project import PartitionSettings, kaon_lists
+from tap_kaon_insights.weeks import week_of, week_start
 
 TickPartitions = Callable[[dg.ScheduleEvaluationContext], dict[str, list[str]]]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import signal
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from kk_orchestration.meltano_logs import records_by_stream
 from kk_orchestration.project import PROJECT_DIR, environment, meltano_command
 
 LOG_TAIL_LINES = 40
@@ -73,20 +73,6 @@ class Shard:
     def state_id(self, environment_name: str) -> str:
         """The state ID Meltano gives this shard (``dev:tap-x-to-target-y:<suffix>``)."""
         return f"{environment_name}:{self.extractor}-to-{self.loader}:{self.state_id_suffix}"
-
-
-def records_by_stream(log_lines: list[str], plugin: str) -> dict[str, int]:
-    """Records per stream one plugin reported in its ``record_count`` METRIC lines (a tap read, a target loaded)."""
-    counts: Counter[str] = Counter()
-    marker = f"] {plugin} METRIC: "
-    for line in log_lines:
-        if marker not in line:
-            continue
-        metric = json.loads(line.split(marker, 1)[1])
-        stream = metric.get("tags", {}).get("stream")
-        if metric.get("metric") == "record_count" and stream:
-            counts[stream] += int(metric["value"])
-    return dict(counts)
 
 
 def stop_process_group(process: subprocess.Popen[str], grace_seconds: float) -> None:

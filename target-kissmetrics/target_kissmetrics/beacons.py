@@ -26,6 +26,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
+from target_kissmetrics.connector_common.redaction import REDACTED
+
 MAX_IDENTITY_CHARS = 255
 MAX_NAME_CHARS = 255
 MAX_VALUE_CHARS = 512
@@ -112,6 +114,10 @@ class Beacon:
     def url(self, tracking_url: str, api_key: str) -> str:
         """The full GET URL of this beacon."""
         return f"{tracking_url.rstrip('/')}/{self.kind}?{self.query(api_key)}"
+
+    def shown_url(self, tracking_url: str) -> str:
+        """The URL as logs show it: the key is the redaction marker every log uses (as is, not percent-encoded)."""
+        return f"{tracking_url.rstrip('/')}/{self.kind}?_k={REDACTED}&{self.encoded_params}"
 
     def url_bytes_over(self, prefix_bytes: int, limit: int = MAX_BEACON_URL_BYTES) -> int | None:
         """The length in bytes of this beacon's URL when it is over ``limit``, else None.

@@ -29,7 +29,6 @@ from target_kissmetrics.schema_checks import RecordSchemaCheck, mapping_field_pr
 if t.TYPE_CHECKING:
     from target_kissmetrics.target import TargetKissmetrics
 
-DRY_RUN_KEY = "REDACTED"
 #: singer-sdk's reason for an unparsable date-time names the value: ``Could not parse value 'x' for field 'at'.``
 _UNPARSABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>[^']*)'\.?$", re.DOTALL)
 
@@ -98,7 +97,7 @@ class KissmetricsSink(RecordCheckingSink):
         target.count_sent_record(self.stream_name)
         if self.sender is None:
             for beacon in beacons:
-                sys.stderr.write(f"DRY RUN {beacon.url(target.settings.tracking_url, DRY_RUN_KEY)}\n")
+                sys.stderr.write(f"DRY RUN {beacon.shown_url(target.settings.tracking_url)}\n")
                 target.count_dry_run(beacon.kind)
             return
         for beacon in beacons:

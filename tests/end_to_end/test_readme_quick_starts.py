@@ -167,7 +167,7 @@ def test_the_target_quick_start_dry_runs_then_delivers_both_signups_once(tmp_pat
 
     dry_run_lines = [line for line in result.stderr.splitlines() if "DRY RUN" in line]
     assert len(dry_run_lines) == 2, result.stderr[-3000:]
-    assert all("_k=REDACTED" in line and "km-demo-key" not in line for line in dry_run_lines)
+    assert all("_k=***REDACTED***" in line and "km-demo-key" not in line for line in dry_run_lines)
     kept = json.loads((tmp_path / "kept.json").read_text())
     events = sorted((event["person"], event["event"], event["properties"]["plan"]) for event in kept["events"])
     assert events == [("ada@example.com", "Signed Up", "pro"), ("alan@example.com", "Signed Up", "free")]

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from kk_orchestration.jobs import mapping_key, shards_run_config
+from kk_orchestration.meltano_logs import record_counts
 from kk_orchestration.partitions import (
     kahuna_categories_shard,
     kahuna_shard,
@@ -33,12 +34,11 @@ from kk_orchestration.project import (
     kaon_start_week,
     meltano_error,
     partition_settings,
-    week_of,
-    week_start,
 )
 from kk_orchestration.sensors import replay_request_after
 from kk_orchestration.shards import CONCURRENT_DDL_ERRORS, failure_reason, records_by_stream, state_id_suffix
 from scripts import isolated_meltano
+from tap_kaon_insights.weeks import week_of, week_start
 
 
 def test_a_kahuna_partition_reads_one_category_of_one_day_under_its_own_state_id() -> None:
@@ -274,6 +274,9 @@ def test_a_failed_run_is_explained_by_the_failed_plugin_or_the_signal() -> None:
     )
     assert records_by_stream([metric, metric], "target-postgres") == {"s": 14}
     assert records_by_stream([metric], "tap-kahuna-logs") == {}
+    # the demo counts what every tap read, not what the targets loaded
+    tap_metric = metric.replace("target-postgres", "tap-kaon-insights--clicks").replace("7", "5")
+    assert record_counts([metric, tap_metric, tap_metric], lambda name: name.startswith("tap-")) == {"s": 10}
 
 
 def test_the_launcher_finds_the_subcommand_behind_global_options() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the unit tests run without importing the emulators
+from emulators.kahuna_data import CATEGORIES as EMULATED_KAHUNA_CATEGORIES  # stdlib only: cheap to import
+
+if TYPE_CHECKING:  # the unit tests run without building the emulators' data sets
     from emulators.kahuna_data import KahunaDataset
     from emulators.kaon_data import KaonDataset
 
@@ -22,7 +24,8 @@ KM_API_KEY = "km-demo-key"
 #: The small data sets: fast to serve and to check, with every hard case the emulators know.
 KAON_SMALL = {"weeks_before_now": 12, "devices_per_week": 40, "paths": 12, "external_ids": 3, "clicks_per_id": 250}
 KAHUNA_SMALL = {"days": 5, "logs_per_day": 120}
-KAHUNA_CATEGORIES = ("inapp", "push", "email", "user_merge")
+#: The categories the Kahuna emulator serves (its own copy of the vendor's list, independent of the tap's).
+KAHUNA_CATEGORIES = EMULATED_KAHUNA_CATEGORIES
 KAHUNA_STREAMS = {"inapp": "inapp_logs", "push": "push_logs", "email": "email_logs", "user_merge": "user_merge_logs"}
 
 

@@ -237,3 +237,14 @@ def test_selected_categories_only(clean_emulator: EmulatorProcess, run_tap: Call
     requests = clean_emulator.requests()
     assert {r["json"]["categories_to_return"][0] for r in requests} == {"email", "user_merge"}
     assert {r["query"]["env"] for r in requests} == {"s"}
+
+
+def test_the_tap_knows_every_category_the_emulator_serves(full_run: tuple[PluginRun, list[dict]]) -> None:
+    """The emulator's own list of the vendor's categories and the tap's are one list, and a run with the default
+    settings reads each (its own copy on each side, on purpose: the emulator stands for the service)."""
+    from tap_kahuna_logs.settings import CATEGORIES as TAP_CATEGORIES
+
+    assert TAP_CATEGORIES == CATEGORIES
+    run, requests = full_run
+    assert {request["json"]["categories_to_return"][0] for request in requests} == set(TAP_CATEGORIES)
+    assert set(run.records) == {STREAMS[category] for category in TAP_CATEGORIES}

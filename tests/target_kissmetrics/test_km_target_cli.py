@@ -245,7 +245,7 @@ def test_dry_run_prints_redacted_urls_and_sends_nothing(start_emulator: StartEmu
     result = run_target(tmp_path, target_config(tmp_path, emulator, dry_run=True), messages)
     assert result.returncode == 0, result.stderr
     (url,) = [line.removeprefix("DRY RUN ") for line in result.stderr.splitlines() if line.startswith("DRY RUN ")]
-    assert url == f"{emulator.url}/e?_k=REDACTED&_p=bob%40x.com&_n=Signed%20Up&_t=1262304000&_d=1"
+    assert url == f"{emulator.url}/e?_k=***REDACTED***&_p=bob%40x.com&_n=Signed%20Up&_t=1262304000&_d=1"
     assert dict(parse_qsl(urlsplit(url).query))["_n"] == "Signed Up"
     assert API_KEY not in result.stderr + result.stdout
     assert emulator.control("stats")["raw"]["total"] == 0
