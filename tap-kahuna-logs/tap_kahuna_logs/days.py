@@ -169,8 +169,8 @@ class DailyLogStream(KahunaClient):
             self._day_buffers.append(records)
         last_skipped: list[t.Any] = []  # the raw timestamp at position skip - 1, once read
 
-        def keep(page: list[dict]) -> None:
-            if bookmark_ends_with is not None and not last_skipped and records.count + len(page) >= skip:
+        def keep_and_note_last_skipped(page: list[dict]) -> None:
+            if not last_skipped and records.count + len(page) >= skip:
                 last_skipped.append(page[skip - 1 - records.count].get("timestamp"))
             records.extend(page)
 
@@ -179,7 +179,7 @@ class DailyLogStream(KahunaClient):
             progress=start.copy(),
             page_size=self.settings.page_size,
             fetch=partial(self.fetch_page, day),
-            keep=keep,
+            keep=records.extend if bookmark_ends_with is None else keep_and_note_last_skipped,
             describe_minute=partial(request_timestamp, day, timestamp_format=self.settings.timestamp_format),
             logger=self.logger,
             edges=self.page_edges,

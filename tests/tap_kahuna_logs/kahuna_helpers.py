@@ -123,6 +123,22 @@ def assert_bookmark(bookmark: dict[str, Any], expected: dict[str, Any]) -> None:
     assert {name: bookmark.get(name) for name in expected} == expected
 
 
+def sorted_prefix(records: list[dict[str, Any]]) -> int:
+    """How many of ``records`` come first in timestamp order (by minute, as the tap tells order)."""
+    latest = ""
+    for index, raw in enumerate(records):
+        minute = raw["timestamp"][:16]
+        if minute < latest:
+            return index
+        latest = minute
+    return len(records)
+
+
+def request_minute(day: date, minute: str = "00:00") -> str:
+    """The ``timestamp`` of a request for ``day`` from ``minute`` (default its start)."""
+    return f"{day.strftime('%m/%d/%Y')} {minute}"
+
+
 @dataclass(frozen=True)
 class DayReading:
     """One way a server may read the seed's paging sentences, as the emulator serves it: its readings
@@ -193,8 +209,7 @@ class DayReading:
         while the records served so far are in timestamp order, without one (the next run re-reads the day from
         00:00 by position) once one came out of order."""
         records = self.served(category, day, now)
-        minutes = [raw["timestamp"][:16] for raw in records]
-        if any(minute < max(minutes[:index]) for index, minute in enumerate(minutes) if index):
+        if sorted_prefix(records) < len(records):
             return {"day": day.isoformat(), "day_records_emitted": len(records), "last_timestamp": None}
         last = records[-1]["timestamp"]
         return {

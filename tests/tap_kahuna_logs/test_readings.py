@@ -29,12 +29,14 @@ from tap_kahuna_logs.day_reader import (
 )
 from tests.support.cli import PluginRun
 from tests.tap_kahuna_logs.kahuna_helpers import (
+    DayReading,
     assert_bookmark,
     base_config,
     bookmark_after,
     data_keys,
     iso,
     keys,
+    request_minute,
 )
 from tests.tap_kahuna_logs.test_both_readings import PAGE_SIZE, READINGS, config as every_day
 
@@ -56,8 +58,7 @@ def config(emulator: EmulatorProcess, data: KahunaDataset, **overrides: Any) -> 
 
 def served(data: KahunaDataset, day: date, order: str) -> list[dict[str, Any]]:
     """The inapp records of ``day`` as the server sends them from 00:00 under ``order``."""
-    records = data.records("inapp", day)
-    return records if order == "timestamp" else stored_order(records, data.now_text, order)
+    return DayReading({"order": order}).served("inapp", day, data=data)
 
 
 def assert_exact(run: PluginRun, data: KahunaDataset, order: str = "timestamp") -> None:
@@ -104,11 +105,6 @@ def requests_of(emulator: EmulatorProcess, day: date | None = None) -> list[dict
 def chain_starts(emulator: EmulatorProcess, day: date) -> list[str]:
     """The ``timestamp`` of each chain the tap started for ``day``, in order."""
     return [r["json"]["timestamp"] for r in requests_of(emulator, day) if "timestamp" in r["json"]]
-
-
-def day_start(day: date) -> str:
-    """The ``timestamp`` of a chain from ``day``'s 00:00."""
-    return f"{day.strftime('%m/%d/%Y')} 00:00"
 
 
 # --- readings a client can be exact under ---------------------------------------------------------------------------
@@ -200,7 +196,7 @@ def test_a_capped_chain_after_an_expired_cursor_starts_at_00_00_by_position_then
     assert_exact(run, data)
     first = data.days[0]
     restarts = chain_starts(emulator, first)
-    assert restarts[:2] == [day_start(first)] * 2, restarts[:3]
+    assert restarts[:2] == [request_minute(first)] * 2, restarts[:3]
     assert restarts[2] != restarts[0], "after a chain that reached its cap: from the minute of the last record"
     assert "continuing from 00:00 (skipping the 500 records already read)" in run.stderr
     assert "would not be read" not in run.stderr
@@ -222,7 +218,7 @@ def test_cursors_that_expire_before_a_chain_from_00_00_gets_past_the_records_hel
     ) in run.stderr
     restarts = chain_starts(emulator, first)
     tries = 1 + MAX_SHORT_RESTARTS_FROM_DAY_START  # the day's first chain, then the chains by position
-    assert restarts[:tries] == [day_start(first)] * tries, restarts[: tries + 1]
+    assert restarts[:tries] == [request_minute(first)] * tries, restarts[: tries + 1]
     assert restarts[tries] != restarts[0], "then from the minute of the last record"
 
 

@@ -7,7 +7,7 @@ bookmarks it expects are the ones that reading's server sends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun
@@ -20,6 +20,8 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     dataset,
     iso,
     keys,
+    request_minute,
+    sorted_prefix,
 )
 
 TODAY = "2026-11-18"
@@ -29,17 +31,6 @@ def asked_starts(emulator: EmulatorProcess, category: str) -> list[str]:
     """The ``timestamp`` of every chain the tap started for ``category``, in order."""
     bodies = [r["json"] for r in emulator.requests() if r["json"]["categories_to_return"] == [category]]
     return [body["timestamp"] for body in bodies if "timestamp" in body]
-
-
-def request_minute(day: date, minute: str) -> str:
-    """The ``timestamp`` of a request for ``day`` from ``minute``."""
-    return f"{day.strftime('%m/%d/%Y')} {minute}"
-
-
-def sorted_prefix(records: list[dict]) -> int:
-    """How many of ``records`` come first in timestamp order (by minute, as the tap tells order)."""
-    minutes = [raw["timestamp"][:16] for raw in records]
-    return next((n for n in range(1, len(minutes)) if minutes[n] < max(minutes[:n])), len(minutes))
 
 
 def test_second_run_with_state_emits_nothing_new_and_asks_only_from_where_each_bookmark_resumes(
@@ -59,7 +50,7 @@ def test_second_run_with_state_emits_nothing_new_and_asks_only_from_where_each_b
         before, after = first.final_state["bookmarks"][stream], second.final_state["bookmarks"][stream]
         assert after == before
         asked = [r["json"] for r in read_emulator.requests() if r["json"]["categories_to_return"] == [category]]
-        resumes_from = "11/18/2026 " + (before["last_timestamp"][11:16] if before["last_timestamp"] else "00:00")
+        resumes_from = request_minute(today, before["last_timestamp"][11:16] if before["last_timestamp"] else "00:00")
         starts = asked_starts(read_emulator, category)
         assert starts[0] == resumes_from
         if not reading.expire_rate:  # (expired cursors restart later chains, by position or from a later minute)
@@ -183,7 +174,7 @@ def test_a_day_resumed_from_its_minute_that_turns_out_of_order_is_read_again_fro
     assert_bookmark(of_the_day[-1], stored.bookmark("inapp", day))
     assert of_the_day[-1]["last_timestamp"] is None  # the next run reads this day from 00:00 by position too
     of_day = [start for start in asked_starts(clean_emulator, "inapp") if start.startswith(day.strftime("%m/%d/%Y"))]
-    assert of_day[:2] == [request_minute(day, last[11:16]), request_minute(day, "00:00")]
+    assert of_day[:2] == [request_minute(day, last[11:16]), request_minute(day)]
 
 
 def test_a_bookmark_whose_last_record_is_not_where_it_says_stops_the_day_with_nothing_emitted(
