@@ -32,6 +32,7 @@ import duckdb
 
 from emulators.testing import EmulatorProcess
 from kk_orchestration.meltano_logs import record_counts
+from kk_orchestration.states import condensed_bookmark
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -296,17 +297,7 @@ def state_summary() -> None:
         bookmarks = state.get("singer_state", {}).get("bookmarks", {})
         say(f"  {state_id}")
         for stream, bookmark in sorted(bookmarks.items()):
-            say(f"    {stream:<18} {condensed(bookmark)}")
-
-
-def condensed(bookmark: dict) -> str:
-    """A bookmark in one short line (partitions summarised)."""
-    partitions = bookmark.get("partitions")
-    own = {key: value for key, value in bookmark.items() if key != "partitions"}
-    text = json.dumps(own, default=str)
-    if partitions:
-        text += f" + {len(partitions)} partitions, e.g. {json.dumps(partitions[0], default=str)}"
-    return text if len(text) <= 150 else text[:147] + "..."
+            say(f"    {stream:<18} {condensed_bookmark(bookmark, 150)}")
 
 
 def kissmetrics_summary(stats: dict, expected: dict[str, int]) -> bool:

@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from tap_kaon_insights.weeks import week_of, week_start
+from kk_orchestration.states import condensed_bookmark
+from tap_kaon_insights.week_numbers import week_of, week_start
 
 BAR_WIDTH, CHART_HEIGHT = 40, 180
 PROPERTIES_NOTE = (
@@ -88,21 +88,8 @@ def read_bookmarks(state_dir: Path) -> list[tuple[str, str, str]]:
     for path in sorted(state_dir.glob("*/state.json")):
         singer_state = json.loads(path.read_text()).get("completed", {}).get("singer_state", {})
         for stream, bookmark in sorted(singer_state.get("bookmarks", {}).items()):
-            found.append((path.parent.name, stream, condensed(bookmark)))
+            found.append((path.parent.name, stream, condensed_bookmark(bookmark)))
     return found
-
-
-def condensed(bookmark: Mapping[str, Any]) -> str:
-    """A bookmark in one short line: its own keys, and the last partition's when it has partitions."""
-    partitions = bookmark.get("partitions") or []
-    # The bookmark's value first: it is what a reader looks for, and long bookmarks are cut at the end.
-    first = ("replication_key_value", "day", "replication_key")
-    own = {key: bookmark[key] for key in first if key in bookmark}
-    own.update({key: value for key, value in bookmark.items() if key not in own and key != "partitions"})
-    text = json.dumps(own, default=str) if own else ""
-    if partitions:
-        text += f"{' + ' if text else ''}{len(partitions)} partitions, last {json.dumps(partitions[-1], default=str)}"
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def bar_chart(title: str, points: Sequence[tuple[int, int]], label: str, *, today: date) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from emulators.testing import EmulatorProcess
 from tests.support.datasets import FIXED_NOW_TEXT, SMALL_DATA
+from tests.support.emulators import start_kahuna
 
 FIXED_NOW = FIXED_NOW_TEXT
 
@@ -34,6 +35,17 @@ def start_emulator() -> Iterator[Callable[..., EmulatorProcess]]:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def kahuna() -> Iterator[EmulatorProcess]:
+    """One Kahuna emulator (small data set, frozen clock) for a test module; each test sets its knobs and resets it.
+
+    A module that needs other data (hard days, latency) defines its own ``kahuna``.
+    """
+    emulator = start_kahuna()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

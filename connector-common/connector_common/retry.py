@@ -68,6 +68,11 @@ def is_retried_status(status: int) -> bool:
     return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
 
 
+def is_fatal_status(status: int) -> bool:
+    """HTTP statuses that end a request for good: every 4xx but 429 (the service will answer the same again)."""
+    return HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR and not is_retried_status(status)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """``max_retries`` retries after the first try, exponential waits with jitter, ``Retry-After`` honoured."""

@@ -43,7 +43,9 @@ EPOCH = date(2012, 1, 1)
 SECONDS_PER_WEEK = 7 * 86400
 BUCKETS = ["0-10s", "10-30s", "30-60s", "1-3m", "3-10m", "10-30m", "30m+"]
 COUNTRIES = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "ES", "IT", "NL", "SE", "KR", "MX"]
-#: Kaon's language codes (not ISO) and names, from the vendor's document.
+#: Kaon's language codes (not ISO) and names, from the vendor's document. The emulator keeps its own copy on
+#: purpose (as of the buckets and the week epoch above): it serves the vendor's facts independently of the tap
+#: (``tap_kaon_insights.vendor_tables``), so a tap that got them wrong would be caught by the tests.
 LANGUAGES = {
     "en": "English",
     "gb": "English (UK)",

@@ -26,7 +26,7 @@ import dagster as dg
 
 from kk_orchestration.project import PartitionSettings
 from kk_orchestration.shards import Shard, state_id_suffix
-from tap_kaon_insights.weeks import week_of, week_start
+from tap_kaon_insights.week_numbers import week_of, week_start
 
 KAON_EXTERNAL_IDS = dg.DynamicPartitionsDefinition(name="kaon_external_ids")
 KAON_PATHS = dg.DynamicPartitionsDefinition(name="kaon_paths")

@@ -22,7 +22,7 @@ import yaml
 # The taps' own rules, from their one home (every package of the project is installed in one venv, the Makefile's;
 # they are not declared as dependencies: their names are not published).
 from tap_kahuna_logs.settings import CATEGORIES as KAHUNA_CATEGORIES
-from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK as KAON_FIRST_FULL_DATA_WEEK, week_of
+from tap_kaon_insights.week_numbers import FIRST_FULL_DATA_WEEK as KAON_FIRST_FULL_DATA_WEEK, week_of
 
 # An editable install (make venv) sits in the project; an image sets KK_MELTANO_PROJECT_DIR.
 PROJECT_DIR = Path(os.environ.get("KK_MELTANO_PROJECT_DIR") or Path(__file__).resolve().parents[2])

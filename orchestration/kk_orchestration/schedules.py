@@ -26,7 +26,7 @@ from kk_orchestration.jobs import (
 )
 from kk_orchestration.partitions import ShardedAsset
 from kk_orchestration.project import PartitionSettings, kaon_lists
-from tap_kaon_insights.weeks import week_of, week_start
+from tap_kaon_insights.week_numbers import week_of, week_start
 
 TickPartitions = Callable[[dg.ScheduleEvaluationContext], dict[str, list[str]]]
 

@@ -1,4 +1,4 @@
-"""Fold shard states back into one unsharded pipeline's state ID.
+"""Fold shard states back into one unsharded pipeline's state ID; show a bookmark in one line.
 
     python -m kk_orchestration.states merge dev:tap-kaon-insights--clicks-to-target-postgres \\
         dev:tap-kaon-insights--clicks-to-target-postgres:EXT-0000 \\
@@ -18,7 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kk_orchestration.project import PROJECT_DIR, meltano_command, meltano_error
@@ -43,6 +43,22 @@ def merge_partitions(base: list[dict[str, Any]], update: list[dict[str, Any]]) -
     for entry in update:
         by_context[json.dumps(entry.get("context"), sort_keys=True)] = entry
     return list(by_context.values())
+
+
+def condensed_bookmark(bookmark: Mapping[str, Any], width: int = 160) -> str:
+    """A stream's bookmark in one line of at most ``width`` characters, for people (the demo, the report).
+
+    The bookmark's value comes first (it is what a reader looks for, and long lines are cut at the end); a
+    partitioned stream shows how many partitions it has and the last one.
+    """
+    partitions = bookmark.get("partitions") or []
+    first = ("replication_key_value", "day", "replication_key")
+    own = {key: bookmark[key] for key in first if key in bookmark}
+    own.update({key: value for key, value in bookmark.items() if key not in own and key != "partitions"})
+    text = json.dumps(own, default=str) if own else ""
+    if partitions:
+        text += f"{' + ' if text else ''}{len(partitions)} partitions, last {json.dumps(partitions[-1], default=str)}"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def meltano(*arguments: str) -> str:

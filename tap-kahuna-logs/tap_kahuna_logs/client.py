@@ -1,7 +1,7 @@
 """The Kahuna Logs API base stream: auth, one request and its retries, the answers' errors.
 
 One category per request (``user_merge`` can never share one). A cursor chain starts with a ``timestamp`` request
-from a minute of the day (00:00 at first); later pages send the ``cursor``. Reading whole days is ``day_reader.py``'s
+from a minute of the day (00:00 at first); later pages send the ``cursor``. Reading whole days is ``cursor_chains.py``'s
 job.
 """
 
@@ -13,19 +13,15 @@ from functools import cached_property
 from http import HTTPStatus
 
 import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_kahuna_logs.connector_common.retry import RetryingStream, describe_failure
+from tap_kahuna_logs.connector_common.rest import ServiceStream
+from tap_kahuna_logs.connector_common.retry import describe_failure
 from tap_kahuna_logs.payloads import KahunaAPIError, checked_page, error_fields, sent_cursor
 from tap_kahuna_logs.progress import DAY_START
 from tap_kahuna_logs.settings import KahunaSettings
-
-if t.TYPE_CHECKING:
-    from tap_kahuna_logs.tap import TapKahunaLogs
-
 
 #: Answers about the credentials: never taken for an expired cursor.
 CREDENTIAL_STATUSES = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.CONFLICT)
@@ -49,23 +45,12 @@ def request_timestamp(day: date, minute: str, timestamp_format: str) -> str:
     return f"{date_text} {(hour - 1) % 12 + 1}:{minutes} {'AM' if hour < 12 else 'PM'}"
 
 
-class KahunaClient(RetryingStream):
+class KahunaClient(ServiceStream[KahunaSettings]):
     """Base stream: one category of the Logs API, one page per call."""
 
     category: str = ""
     http_method = "POST"
     path = ""
-
-    @override
-    def __init__(self, tap: TapKahunaLogs, **kwargs: t.Any) -> None:
-        super().__init__(tap, **kwargs)
-        self.kahuna_tap = tap
-
-    @property
-    @override
-    def settings(self) -> KahunaSettings:
-        """The tap's settings."""
-        return self.kahuna_tap.settings
 
     # --- request building -------------------------------------------------------
     @property
@@ -85,16 +70,6 @@ class KahunaClient(RetryingStream):
     def http_headers(self) -> dict:
         """JSON in, JSON out."""
         return {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": self.user_agent}
-
-    @cached_property
-    @override
-    def requests_session(self) -> requests.Session:
-        """The SDK's session with a connection pool for every day worker."""
-        session = super().requests_session
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, self.settings.max_concurrency * 2))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     @override
     def get_url_params(self, context: t.Mapping[str, t.Any] | None, next_page_token: t.Any) -> dict[str, t.Any]:
@@ -119,7 +94,7 @@ class KahunaClient(RetryingStream):
 
     @override
     def get_new_paginator(self) -> None:
-        """Paging is by day and cursor, done in ``days.py`` (the SDK paginator does not run in threads)."""
+        """Paging is by day and cursor, done in ``daily_stream.py`` (the SDK paginator does not run in threads)."""
         return
 
     @override
@@ -161,28 +136,25 @@ class KahunaClient(RetryingStream):
         return f"Kahuna Logs API answered {describe_failure(exc)}, still failing after {retries} retries"
 
     @override
-    def validate_response(self, response: requests.Response) -> None:
-        """A 4xx to a cursor request is an expired cursor; 401, 403, 409 and other 4xx stop the run with their cause;
-        429 and 5xx are retried.
+    def rejected_answer(self, response: requests.Response) -> Exception:
+        """A 4xx to a cursor request is an expired cursor; 401, 403, 409 and other 4xx stop the run with their cause.
 
         The seed says cursors "can expire at any time" and names no error for it: whatever 4xx (but 401, 403, 409
-        and 429) answers a request that carried a cursor, the day goes on from its last position (``day_reader``
+        and 429) answers a request that carried a cursor, the day goes on from its last position (``cursor_chains``
         bounds how often without progress)."""
         status = response.status_code
-        if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR and status != 429:
-            error, detail = error_fields(response)
-            if status not in CREDENTIAL_STATUSES and sent_cursor(response) is not None:
-                raise CursorExpiredError(f"{status} {error or response.reason}: {detail or '-'}")
-            if status == HTTPStatus.UNAUTHORIZED:
-                raise KahunaAPIError("Kahuna Logs API answered 401 (bad credentials): check secret_key/api_key.")
-            if status == HTTPStatus.FORBIDDEN:
-                raise KahunaAPIError(
-                    "Kahuna Logs API answered 403 (forbidden): check secret_key/api_key and the namespace's access."
-                )
-            if status == HTTPStatus.CONFLICT:
-                raise KahunaAPIError(
-                    "Kahuna Logs API answered 409: these credentials are not enabled for the Logs API "
-                    "(ask Kahuna to enable it for this namespace or use other secret_key/api_key)."
-                )
-            raise KahunaAPIError(f"Kahuna Logs API answered {status}: {error or response.reason}: {detail or '-'}")
-        super().validate_response(response)
+        error, detail = error_fields(response)
+        if status not in CREDENTIAL_STATUSES and sent_cursor(response) is not None:
+            return CursorExpiredError(f"{status} {error or response.reason}: {detail or '-'}")
+        if status == HTTPStatus.UNAUTHORIZED:
+            return KahunaAPIError("Kahuna Logs API answered 401 (bad credentials): check secret_key/api_key.")
+        if status == HTTPStatus.FORBIDDEN:
+            return KahunaAPIError(
+                "Kahuna Logs API answered 403 (forbidden): check secret_key/api_key and the namespace's access."
+            )
+        if status == HTTPStatus.CONFLICT:
+            return KahunaAPIError(
+                "Kahuna Logs API answered 409: these credentials are not enabled for the Logs API "
+                "(ask Kahuna to enable it for this namespace or use other secret_key/api_key)."
+            )
+        return KahunaAPIError(f"Kahuna Logs API answered {status}: {error or response.reason}: {detail or '-'}")

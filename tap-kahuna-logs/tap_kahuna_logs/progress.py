@@ -8,7 +8,7 @@ request from that minute sends those records again first, and skipping that many
 Records are expected in timestamp order (the API selects by time), but the seed never says so. The position's
 minute never moves back: a record stamped earlier than the current minute (or with no readable timestamp) is
 counted in ``records`` only, and marks the day ``unsorted``: a request from a minute would not send such records
-again, so the day is then continued from 00:00 by position (``day_reader``), and its bookmark carries no
+again, so the day is then continued from 00:00 by position (``cursor_chains``), and its bookmark carries no
 ``last_timestamp`` (the next run re-reads the day from 00:00 and skips ``day_records_emitted``).
 """
 

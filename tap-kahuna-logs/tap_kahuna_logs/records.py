@@ -3,39 +3,74 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
+#: The columns the tap adds to every record; the rest of a schema's properties are fields of the API's records.
+TAP_COLUMNS = frozenset({"log_date", "log_position", "extra"})
+#: Where an unparseable ``timestamp`` goes in ``extra`` (``timestamp`` is a known field, parsed on its own).
+TIMESTAMP = "timestamp"
 
-def log_record(
-    raw: dict[str, Any],
-    day: date,
-    position: int,
-    *,
-    credential_fields: tuple[str, ...],
-    string_fields: tuple[str, ...],
-    boolean_fields: tuple[str, ...],
-) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class FieldKinds:
+    """How each field the schema names is typed: credential lists, strings, booleans (read from the schema)."""
+
+    credentials: frozenset[str]
+    strings: frozenset[str]
+    booleans: frozenset[str]
+
+    @classmethod
+    def of(cls, schema: dict[str, Any]) -> FieldKinds:
+        """The kinds of a stream's schema: an array with a ``<name>_by_type`` sibling is a credential list.
+
+        A property of another type is a mistake in the schema, raised here (when the stream class is defined).
+        """
+        properties = schema["properties"]
+        kinds: dict[str, set[str]] = {"credentials": set(), "strings": set(), "booleans": set()}
+        for name, prop in properties.items():
+            if name in TAP_COLUMNS or name == TIMESTAMP or name.endswith("_by_type"):
+                continue
+            types = prop.get("type", [])
+            if "array" in types and f"{name}_by_type" in properties:
+                kinds["credentials"].add(name)
+            elif "boolean" in types:
+                kinds["booleans"].add(name)
+            elif "string" in types:
+                kinds["strings"].add(name)
+            else:
+                raise ValueError(f"schema property {name!r} has a type the record builder does not know: {types}")
+        return cls(**{kind: frozenset(names) for kind, names in kinds.items()})
+
+
+def log_record(raw: dict[str, Any], day: date, position: int, kinds: FieldKinds) -> dict[str, Any]:
     """A Singer record: typed known fields, parsed credentials, the key, and unknown fields in ``extra``."""
     record: dict[str, Any] = {"log_date": day.isoformat(), "log_position": position, "timestamp": None}
     extra: dict[str, Any] = {}
     for name, value in raw.items():
-        if name == "timestamp":
+        if name == TIMESTAMP:
             record["timestamp"] = iso_timestamp(value)
             if record["timestamp"] is None and value is not None:
                 extra["timestamp"] = value
-        elif name in credential_fields:
+        elif name in kinds.credentials:
             credentials = credential_list(value)
             record[name] = credentials
             record[f"{name}_by_type"] = credentials_by_type(credentials)
-        elif name in string_fields:
+        elif name in kinds.strings:
             record[name] = as_string(value)
-        elif name in boolean_fields:
+        elif name in kinds.booleans:
             record[name] = as_boolean(value)
         else:
             extra[name] = value
     record["extra"] = extra
     return record
+
+
+def unknown_fields(record: dict[str, Any]) -> set[str]:
+    """The API fields of a built record that its schema does not name (kept in ``extra``)."""
+    extra = record["extra"]
+    return {name for name in extra if name != TIMESTAMP} if extra else set()
 
 
 def iso_timestamp(value: Any) -> str | None:

@@ -1,10 +1,10 @@
-"""The four Kahuna log streams, one per category. Keys and bookmarks are explained in ``days.py``."""
+"""The four Kahuna log streams, one per category. Keys and bookmarks are explained in ``daily_stream.py``."""
 
 from __future__ import annotations
 
 from singer_sdk import typing as th
 
-from tap_kahuna_logs.days import DailyLogStream
+from tap_kahuna_logs.daily_stream import DailyLogStream
 
 
 def _credentials(name: str, description: str) -> list[th.Property]:
@@ -55,8 +55,6 @@ class InappLogsStream(DailyLogStream):
 
     name = "inapp_logs"
     category = "inapp"
-    credential_fields = ("credentials",)
-    string_fields = ("user_id", "campaign", "campaign_id", "action", "action_detail", "message", "os")
     schema = _schema(_USER, *_credentials("credentials", "User credentials"), *_CAMPAIGN, *_ACTION, _MESSAGE, _OS)
 
 
@@ -65,20 +63,6 @@ class PushLogsStream(DailyLogStream):
 
     name = "push_logs"
     category = "push"
-    credential_fields = ("credentials",)
-    string_fields = (
-        "dev_id",
-        "user_id",
-        "campaign",
-        "campaign_id",
-        "action",
-        "action_category",
-        "action_detail",
-        "push_token",
-        "message",
-        "os",
-    )
-    boolean_fields = ("ghost",)
     schema = _schema(
         th.Property("dev_id", th.StringType, description="Device ID."),
         _USER,
@@ -98,8 +82,6 @@ class EmailLogsStream(DailyLogStream):
 
     name = "email_logs"
     category = "email"
-    credential_fields = ("credentials",)
-    string_fields = ("user_id", "campaign", "campaign_id", "action", "action_detail", "message")
     schema = _schema(_USER, *_credentials("credentials", "User credentials"), *_CAMPAIGN, *_ACTION, _MESSAGE)
 
 
@@ -108,8 +90,6 @@ class UserMergeLogsStream(DailyLogStream):
 
     name = "user_merge_logs"
     category = "user_merge"
-    credential_fields = ("common_credentials", "surviving_credentials", "merged_credentials")
-    string_fields = ("surviving_user_id", "merged_user_id")
     schema = _schema(
         th.Property("surviving_user_id", th.StringType, description="Kahuna user ID that remains."),
         th.Property("merged_user_id", th.StringType, description="Kahuna user ID merged into the surviving one."),

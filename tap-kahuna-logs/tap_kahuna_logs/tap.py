@@ -9,7 +9,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
 from tap_kahuna_logs.connector_common.plugin import ConnectorTap
-from tap_kahuna_logs.days import DayReadAhead
+from tap_kahuna_logs.daily_stream import DayReadAhead
 from tap_kahuna_logs.settings import CATEGORIES, KahunaSettings
 from tap_kahuna_logs.streams import STREAM_TYPES
 

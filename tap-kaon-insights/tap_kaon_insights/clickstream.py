@@ -28,7 +28,7 @@ from tap_kaon_insights.client import KaonError, KaonNotFoundError, KaonStream
 from tap_kaon_insights.payloads import PayloadChecker, checked_clicks
 from tap_kaon_insights.records import Row, click_row
 from tap_kaon_insights.settings import EXTERNAL_ID_PARAMETERS
-from tap_kaon_insights.weeks import unix_to_iso
+from tap_kaon_insights.week_numbers import unix_to_iso
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

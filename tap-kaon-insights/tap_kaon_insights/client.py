@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import typing as t
 from collections.abc import Mapping
-from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlparse
 
 import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams.rest import HTTPRequest
 from typing_extensions import override
 
 from tap_kaon_insights.connector_common.errors import ServiceError
-from tap_kaon_insights.connector_common.retry import RetryingStream
+from tap_kaon_insights.connector_common.rest import ServiceStream
 from tap_kaon_insights.settings import KaonSettings
 
 if t.TYPE_CHECKING:
@@ -44,39 +42,23 @@ def describe_call(endpoint: str, params: Mapping[str, t.Any]) -> str:
     return f"endpoint '{endpoint}'" + (f" ({shown})" if shown else "")
 
 
-class KaonStream(RetryingStream):
+class KaonStream(ServiceStream[KaonSettings]):
     """Base stream: one checked JSON object per call, retried by the skeleton's policy."""
 
     #: Logical endpoint (a key of ``settings.DEFAULT_ENDPOINTS``); the real name comes from the settings.
     endpoint: str = "weeks"
     path = ""
 
-    @override
-    def __init__(self, tap: TapKaonInsights, **kwargs: t.Any) -> None:
-        super().__init__(tap, **kwargs)
-        self.kaon_tap = tap
-
     @property
-    @override
-    def settings(self) -> KaonSettings:
-        """The tap's settings."""
-        return self.kaon_tap.settings
+    def kaon_tap(self) -> TapKaonInsights:
+        """The tap, for what its streams share (the week list)."""
+        return t.cast("TapKaonInsights", self.service_tap)
 
     @property
     @override
     def url_base(self) -> str:
         """The API base URL, without a trailing slash."""
         return self.settings.api_url.rstrip("/")
-
-    @cached_property
-    @override
-    def requests_session(self) -> requests.Session:
-        """The SDK's session with a connection pool as large as the fetch concurrency."""
-        session = super().requests_session
-        adapter = HTTPAdapter(pool_maxsize=max(self.settings.max_concurrency, 10))
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
 
     def endpoint_name(self, endpoint: str | None = None) -> str:
         """The configured name of a logical endpoint (this stream's by default)."""
@@ -127,22 +109,17 @@ class KaonStream(RetryingStream):
         return payload
 
     @override
-    def validate_response(self, response: requests.Response) -> None:
-        """403 and 404 are fatal with a message naming what to fix; 429 and 5xx are retried."""
-        status = response.status_code
+    def rejected_answer(self, response: requests.Response) -> Exception:
+        """403 and 404 name what to fix; another 4xx gives its status and the server's error."""
+        status, what, detail = response.status_code, self._describe_response(response), _error_detail(response)
         if status == HTTPStatus.FORBIDDEN:
-            what = self._describe_response(response)
-            raise KaonError(f"Kaon Insights refused the api_key (HTTP 403) for {what}: check api_key")
+            return KaonError(f"Kaon Insights refused the api_key (HTTP 403) for {what}: check api_key")
         if status == HTTPStatus.NOT_FOUND:
-            what, detail = self._describe_response(response), _error_detail(response)
-            raise KaonNotFoundError(
+            return KaonNotFoundError(
                 f"Kaon Insights found nothing (HTTP 404) for client '{self.settings.client}', {what}{detail}: "
                 "check client, the endpoint names, start_week/end_week, paths and external_ids"
             )
-        if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR and status != 429:
-            what, detail = self._describe_response(response), _error_detail(response)
-            raise KaonError(f"Kaon Insights rejected {what} with HTTP {status}{detail}")
-        super().validate_response(response)
+        return KaonError(f"Kaon Insights rejected {what} with HTTP {status}{detail}")
 
     def _describe_response(self, response: requests.Response) -> str:
         request_url = response.request.url if response.request is not None else response.url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import typing as t
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from tap_kaon_insights.client import KaonError, describe_call
 
@@ -110,6 +110,20 @@ def checked_hits(check: PayloadChecker, payload: Mapping[str, t.Any], key_field:
         check.field(hit, key_field, kind)
         check.count(hit.get("count"), str(hit[key_field]))
     return hits
+
+
+def checked_week_hits(check: PayloadChecker, payload: Mapping[str, t.Any]) -> list[dict]:
+    """``hits?week=N``: one item per path, each with a string ``path`` and its count."""
+    return checked_hits(check, payload, "path", str)
+
+
+def code_counts(list_key: str, item_key: str) -> Callable[[PayloadChecker, Mapping[str, t.Any]], list[tuple[str, int]]]:
+    """The check of a (code, count) table whose answer is ``{list_key: [{item_key, count}]}`` or ``{code: n}``."""
+
+    def checked(check: PayloadChecker, payload: Mapping[str, t.Any]) -> list[tuple[str, int]]:
+        return check.code_counts(payload, list_key, item_key)
+
+    return checked
 
 
 def checked_country_detail(check: PayloadChecker, payload: Mapping[str, t.Any], week: int) -> tuple[int, dict]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from urllib.parse import unquote
 
 from tap_kaon_insights.payloads import UID_LENGTH
-from tap_kaon_insights.weeks import LANGUAGE_NAMES, bucket_order, unix_to_iso, week_start
+from tap_kaon_insights.vendor_tables import LANGUAGE_NAMES, bucket_order
+from tap_kaon_insights.week_numbers import unix_to_iso, week_start
 
 Row = dict[str, t.Any]
 

@@ -16,7 +16,7 @@ from tap_kaon_insights.connector_common.retry import (
 )
 from tap_kaon_insights.connector_common.settings import PluginSettings, not_in_future, setting
 from tap_kaon_insights.connector_common.urls import service_url_rule
-from tap_kaon_insights.weeks import FIRST_FULL_DATA_WEEK, week_of
+from tap_kaon_insights.week_numbers import FIRST_FULL_DATA_WEEK, week_of
 
 DEFAULT_API_URL = "https://insights.v-central.com/api"
 #: Endpoint names as the contract fixes them (the vendor document lost them: each is a setting), and what each serves.

@@ -11,7 +11,7 @@ from typing_extensions import override
 from tap_kaon_insights.connector_common.plugin import ConnectorTap
 from tap_kaon_insights.settings import KaonSettings
 from tap_kaon_insights.streams import STREAM_TYPES
-from tap_kaon_insights.weekly import WeekList
+from tap_kaon_insights.weekly_stream import WeekList
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream

@@ -14,7 +14,7 @@ import pytest
 from connector_common.settings import PluginSettings, not_in_future, setting
 from tap_kahuna_logs.settings import KahunaSettings
 from tap_kaon_insights.settings import KaonSettings
-from tap_kaon_insights.weeks import week_of
+from tap_kaon_insights.week_numbers import week_of
 
 
 class DatedSettings(PluginSettings):

@@ -2,7 +2,9 @@
 
 - every method a plugin class defines that singer-sdk also defines carries ``@override``;
 - no plugin class overrides a ``@final`` SDK method;
-- private SDK members (``_request``, ``_latest_state``, ...) appear only in ``connector_common/sdk_compat.py``.
+- private SDK members (``_request``, ``_latest_state``, ...) appear only in ``connector_common/sdk_compat.py``;
+- every REST stream of a tap is a ``connector_common.rest.ServiceStream``, and no tap sizes its own connection
+  pool or writes its own rule of which HTTP statuses are fatal or retried (429, 4xx and 5xx ranges).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.target_base import Target
 
 PLUGIN_PACKAGES = ("tap_kaon_insights", "tap_kahuna_logs", "tap_duckdb", "target_kissmetrics")
+REST_TAPS = ("tap_kaon_insights", "tap_kahuna_logs")
 SDK_CLASSES = (PluginBase, Tap, Target, Stream, RESTStream, Sink, SQLTap, SQLStream, SQLConnector)
 
 
@@ -124,3 +127,48 @@ def test_private_sdk_members_are_used_only_in_sdk_compat(package: str) -> None:
                 uses.append(f"{path.name}:{node.lineno} {name}")
     assert uses == []
     assert {"_request", "_engine"} <= private, "the scan knows the SDK's private members (REST and SQL classes)"
+
+
+@pytest.mark.parametrize("package", REST_TAPS)
+def test_every_rest_stream_is_a_service_stream(package: str) -> None:
+    service_stream = importlib.import_module(f"{package}.connector_common.rest").ServiceStream
+    rest_streams = [
+        cls
+        for cls in own_classes(package)
+        if issubclass(cls, RESTStream) and ".connector_common." not in cls.__module__
+    ]
+    assert len(rest_streams) >= 5, "the scan sees the tap's streams"
+    assert [cls.__qualname__ for cls in rest_streams if not issubclass(cls, service_stream)] == []
+
+
+def status_rules(tree: ast.AST) -> list[str]:
+    """What in a module decides on HTTP statuses or pools: 429, a 400/500 bound, HTTPAdapter, requests_session."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in (400, 429, 499, 500) and type(node.value) is int:
+            found.append(f"{node.lineno}: {node.value}")
+        elif isinstance(node, ast.Attribute) and node.attr in (
+            "TOO_MANY_REQUESTS",
+            "BAD_REQUEST",
+            "INTERNAL_SERVER_ERROR",
+            "requests_session",
+        ):
+            found.append(f"{node.lineno}: {node.attr}")
+        elif isinstance(node, ast.Name) and node.id == "HTTPAdapter":
+            found.append(f"{node.lineno}: HTTPAdapter")
+        elif isinstance(node, ast.FunctionDef) and node.name == "requests_session":
+            found.append(f"{node.lineno}: def requests_session")
+    return found
+
+
+@pytest.mark.parametrize("package", REST_TAPS)
+def test_taps_leave_pools_and_status_rules_to_connector_common(package: str) -> None:
+    found = {
+        Path(module.__file__ or "").name: rules
+        for module in modules(package)
+        if ".connector_common" not in module.__name__
+        and (rules := status_rules(ast.parse(Path(module.__file__ or "").read_text())))
+    }
+    assert found == {}
+    rest = importlib.import_module(f"{package}.connector_common.rest")
+    assert status_rules(ast.parse(inspect.getsource(rest))), "the scan sees a pool and a status rule where they live"

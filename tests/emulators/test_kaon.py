@@ -526,3 +526,14 @@ def test_hits_exist_before_the_first_listed_week(kaon_emulator: EmulatorProcess)
     assert call(kaon_emulator, "hits", week=data.launch_week).json()["hits"] == data.hits_for_week(data.launch_week)
     assert data.hits_for_week(data.launch_week)
     assert call(kaon_emulator, "hits", week=data.launch_week - 1).status_code == 404
+
+
+def test_the_emulators_own_vendor_facts_equal_the_taps() -> None:
+    """The emulator keeps independent copies of the vendor's tables and week epoch; they must not drift."""
+    from emulators import kaon_data
+    from tap_kaon_insights import vendor_tables, week_numbers
+
+    assert kaon_data.LANGUAGES == vendor_tables.LANGUAGE_NAMES
+    assert tuple(kaon_data.BUCKETS) == vendor_tables.ENGAGEMENT_BUCKETS
+    assert kaon_data.EPOCH == week_numbers.WEEK_ZERO
+    assert [kaon_data.week_start(week) for week in (417, 776)] == [week_numbers.week_start(w) for w in (417, 776)]

@@ -28,6 +28,7 @@ from emulators.kahuna_data import KahunaDataset
 
 # Records per stream the taps reported in a Meltano log: the demo's own reading of it.
 from scripts.demo import records_by_stream as record_counts  # noqa: F401 (re-exported to the tests)
+from tests.support.cli import run_checked
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -113,18 +114,15 @@ class MeltanoProject:
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``meltano <args>`` in the project; on failure the assertion shows the log's end."""
-        result = subprocess.run(
+        return run_checked(
             self.command(*args),
             cwd=PROJECT_ROOT,
             env=self.env(),
-            capture_output=True,
-            text=True,
             timeout=RUN_TIMEOUT_SECONDS,
-            check=False,
+            label=f"meltano {' '.join(args)}",
+            explain=lambda result: log_tail(result.stderr),
+            check=check,
         )
-        if check:
-            assert result.returncode == 0, f"meltano {' '.join(args)} failed:\n{log_tail(result.stderr)}"
-        return result
 
     def start(self, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
         """Start ``meltano <args>`` in its own process group (so a test can kill the whole pipeline: launcher,

@@ -28,6 +28,7 @@ from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from kk_orchestration.project import SETTINGS_VARIABLE
 from tests.end_to_end.meltano_helpers import POSTGRES, PROJECT_ROOT, VENV_BIN, MeltanoProject, log_tail
+from tests.support.cli import run_checked
 from tests.tap_kaon_insights.kaon_tap_helpers import dataset as kaon_dataset, expected_clicks
 
 CODE_LOCATION = "kk_orchestration.definitions"
@@ -80,18 +81,15 @@ class DagsterProject:
 
     def run_command(self, command: list[str], label: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command in this test's environment; on failure the assertion shows the steps' failures."""
-        result = subprocess.run(
+        return run_checked(
             command,
             cwd=PROJECT_ROOT,
             env=self.env(),
-            capture_output=True,
-            text=True,
             timeout=DAGSTER_TIMEOUT_SECONDS,
-            check=False,
+            label=label,
+            explain=lambda result: failures(result.stdout + result.stderr),
+            check=check,
         )
-        if check:
-            assert result.returncode == 0, f"{label} failed:\n{failures(result.stdout + result.stderr)}"
-        return result
 
     def command(self, *args: str) -> list[str]:
         """A dagster command line against the code location."""

@@ -38,7 +38,7 @@ from kk_orchestration.project import (
 from kk_orchestration.sensors import replay_request_after
 from kk_orchestration.shards import CONCURRENT_DDL_ERRORS, failure_reason, records_by_stream, state_id_suffix
 from scripts import isolated_meltano
-from tap_kaon_insights.weeks import week_of, week_start
+from tap_kaon_insights.week_numbers import week_of, week_start
 
 
 def test_a_kahuna_partition_reads_one_category_of_one_day_under_its_own_state_id() -> None:

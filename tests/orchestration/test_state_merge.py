@@ -14,7 +14,7 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from kk_orchestration.jobs import LOAD_SHARDS_JOB, shards_run_config
-from kk_orchestration.states import merge_partitions, merge_states
+from kk_orchestration.states import condensed_bookmark, merge_partitions, merge_states
 from tests.end_to_end.meltano_helpers import FIXED_NOW, PROJECT_ROOT
 from tests.orchestration.dagster_helpers import (
     DagsterProject,
@@ -122,3 +122,17 @@ def test_shard_states_merged_into_the_unsharded_pipelines_resume_them_where_the_
             starts.setdefault(request["query"]["id"], int(request["query"]["start"]))
     assert starts == {external_id: kaon_data.clickstream(external_id)[-1]["timestamp"] for external_id in external_ids}
     assert clicks_table(warehouse) == expected_clicks_table(kaon_data, external_ids)
+
+
+def test_a_bookmark_condensed_puts_its_value_first_and_names_the_last_partition() -> None:
+    bookmark = {"replication_key": "week", "replication_key_value": 776, "starting_replication_value": 417}
+    assert condensed_bookmark(bookmark) == (
+        '{"replication_key_value": 776, "replication_key": "week", "starting_replication_value": 417}'
+    )
+    partitioned = {"partitions": [{"context": {"path": f"p{n}"}, "replication_key_value": n} for n in range(3)]}
+    assert condensed_bookmark(partitioned) == (
+        '3 partitions, last {"context": {"path": "p2"}, "replication_key_value": 2}'
+    )
+    long = {"replication_key_value": "x" * 300}
+    assert condensed_bookmark(long, 150) == ('{"replication_key_value": "' + "x" * 150)[:147] + "..."
+    assert len(condensed_bookmark(long)) == 160

@@ -25,7 +25,6 @@ from tests.support.datasets import (
     KAHUNA_SMALL,
     KAHUNA_STREAMS,
     KM_API_KEY,
-    SMALL_DATA,
     kahuna_dataset,
 )
 
@@ -94,11 +93,6 @@ def files_text(root: Path) -> dict[str, str]:
 
 
 # --- Kahuna -------------------------------------------------------------------------------------------------
-
-
-def start_kahuna(*args: str) -> EmulatorProcess:
-    """A Kahuna emulator with the small data set, frozen at FIXED_NOW (later args win)."""
-    return EmulatorProcess("kahuna", "--now", FIXED_NOW, *SMALL_DATA["kahuna"], *args)
 
 
 def kahuna_config(emulator_url: str, *, days: int = KAHUNA_DAYS, **overrides: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.reliability.reliability_helpers import KM_KEY, event_messages, kahuna_config, singer_text, start_kahuna
+from tests.reliability.reliability_helpers import KM_KEY, event_messages, kahuna_config, singer_text
 from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, run_plugin
 
 SDK_STANDARD = {
@@ -123,14 +123,6 @@ class ConnectionCounter:
         self._stop.set()
         self._thread.join()
         self._socket.close()
-
-
-@pytest.fixture(scope="module")
-def kahuna() -> Iterator[EmulatorProcess]:
-    """One Kahuna emulator for the module."""
-    emulator = start_kahuna()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture(scope="module")

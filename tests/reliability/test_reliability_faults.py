@@ -22,7 +22,6 @@ from tests.reliability.reliability_helpers import (
     km_config,
     raw_event_beacons,
     singer_text,
-    start_kahuna,
 )
 from tests.support.cli import TAP_KAHUNA, TARGET_KM, run_plugin
 
@@ -32,14 +31,6 @@ KAHUNA_FAULTS = {
     "rate_limited_retry_after_1s": ({"rate_limit_rate": 0.08, "retry_after_seconds": 1}, {}),
     "slow_bodies_below_timeout": ({"slow_body_ms": 1200}, {"request_timeout": 2, "page_size": 100}),
 }
-
-
-@pytest.fixture(scope="module")
-def kahuna() -> Iterator[EmulatorProcess]:
-    """One Kahuna emulator for the module; each test sets its own knobs and resets it."""
-    emulator = start_kahuna()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

@@ -28,12 +28,12 @@ from tests.reliability.reliability_helpers import (
     messages_after,
     raw_event_beacons,
     singer_text,
-    start_kahuna,
     upsert,
     wait_until,
 )
 from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TARGET_KM, json_lines, run_plugin_killed, write_json
 from tests.support.datasets import StoredOrder, kahuna_emulator_dataset
+from tests.support.emulators import start_kahuna
 
 SEEDS = (1, 2, 3)
 KILLS_PER_SEED = 3

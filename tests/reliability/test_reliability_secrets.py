@@ -48,10 +48,10 @@ from tests.reliability.reliability_helpers import (
     kahuna_keys_by_stream,
     km_config,
     singer_text,
-    start_kahuna,
 )
 from tests.support.cli import TAP_KAHUNA, TAP_KAON, TARGET_KM, PluginRun, json_lines, run_plugin, write_json
 from tests.support.datasets import FIXED_NOW_TEXT, KAON_CLIENT, SMALL_DATA, kaon_dataset
+from tests.support.emulators import start_kahuna
 
 #: A wrong credential, and the API key the Kahuna emulator knows but has not enabled for the Logs API (409):
 #: both hold the canary, so a leak of either shows as the canary.

@@ -23,11 +23,11 @@ from tests.reliability.reliability_helpers import (
     kahuna_keys_by_stream,
     km_config,
     singer_text,
-    start_kahuna,
     wait_until,
 )
 from tests.support.cli import PROCESS_TIMEOUT, TAP_KAHUNA, TAP_KAON, TARGET_KM, parse_messages, run_plugin, write_json
 from tests.support.datasets import FIXED_NOW_TEXT
+from tests.support.emulators import start_kahuna
 from tests.tap_kaon_insights.kaon_tap_helpers import SMALL_ARGS, dataset, expected_weekly, listed_weeks
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,24 @@ def parse_messages(stdout: str, *, strict: bool = True) -> list[dict[str, Any]]:
                 raise
             break
     return messages
+
+
+def run_checked(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    label: str,
+    explain: Callable[[subprocess.CompletedProcess[str]], str],
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (meltano, dagster) to its end, output captured as text; with ``check``, a failure fails the
+    test with ``label`` and what ``explain`` picks out of the output (a log's end, the failed steps)."""
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert result.returncode == 0, f"{label} failed:\n{explain(result)}"
+    return result
 
 
 def write_json(path: Path, value: Any) -> Path:

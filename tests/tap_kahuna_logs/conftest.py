@@ -11,6 +11,7 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun, run_plugin
+from tests.support.emulators import start_kahuna
 from tests.tap_kahuna_logs.kahuna_helpers import (
     DAY_READINGS,
     HARD_DAYS,
@@ -18,16 +19,7 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     TAP,
     DayReading,
     emulator_dataset,
-    start_kahuna,
 )
-
-
-@pytest.fixture(scope="module")
-def kahuna() -> Iterator[EmulatorProcess]:
-    """One emulator per test module; :func:`clean_emulator` resets it between tests."""
-    emulator = start_kahuna()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from tests.support.datasets import (
     KAHUNA_CATEGORIES as CATEGORIES,
     KAHUNA_SECRET_KEY as SECRET_KEY,
     KAHUNA_STREAMS as STREAMS,
-    SMALL_DATA,
     kahuna_dataset,
     kahuna_emulator_dataset,
 )
@@ -29,11 +28,6 @@ HARD_DAYS = [
     *("--days", "3", "--logs-per-day", "3200", "--day-size-jitter", "0", "--same-timestamp-run", "300"),
     *("--burst-minute", "10:15", "--burst-records", "600"),
 ]
-
-
-def start_kahuna(*args: str) -> EmulatorProcess:
-    """A Kahuna emulator with the small data set, frozen at NOW (later args win)."""
-    return EmulatorProcess("kahuna", "--now", NOW, *SMALL_DATA["kahuna"], *args)
 
 
 def dataset(now: str = NOW, env: str = "p") -> Any:

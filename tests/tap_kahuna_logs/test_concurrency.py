@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emulators.testing import EmulatorProcess
-from tap_kahuna_logs.days import DayReadAhead
+from tap_kahuna_logs.daily_stream import DayReadAhead
 from tap_kahuna_logs.tap import TapKahunaLogs
 from tests.support.cli import PluginRun
 from tests.tap_kahuna_logs.kahuna_helpers import STREAMS, DayReading, base_config, dataset, first_day, keys

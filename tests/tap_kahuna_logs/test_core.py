@@ -8,7 +8,8 @@ import pytest
 from singer_sdk.testing import get_tap_test_class
 
 from tap_kahuna_logs.tap import TapKahunaLogs
-from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, NOW, SECRET_KEY, start_kahuna
+from tests.support.emulators import start_kahuna
+from tests.tap_kahuna_logs.kahuna_helpers import API_KEY, NOW, SECRET_KEY
 
 # The emulator's URL is only known once it runs: the fixture below fills it in before any test syncs.
 CONFIG = {

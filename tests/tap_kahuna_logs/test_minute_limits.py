@@ -20,6 +20,7 @@ import pytest
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
 from tests.support.cli import PluginRun
+from tests.support.emulators import start_kahuna
 from tests.tap_kahuna_logs.kahuna_helpers import (
     assert_bookmark,
     base_config,
@@ -28,7 +29,6 @@ from tests.tap_kahuna_logs.kahuna_helpers import (
     emulator_dataset,
     keys,
     minute_of,
-    start_kahuna,
 )
 
 DAYS = [date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)]

@@ -22,7 +22,7 @@ import pytest
 from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
-from tap_kahuna_logs.day_reader import (
+from tap_kahuna_logs.cursor_chains import (
     EDGE_PROBE_CHAINS,
     MAX_PAGES_WITHOUT_PROGRESS,
     MAX_SHORT_RESTARTS_FROM_DAY_START,

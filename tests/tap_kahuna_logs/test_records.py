@@ -248,3 +248,34 @@ def test_the_tap_knows_every_category_the_emulator_serves(full_run: tuple[Plugin
     run, requests = full_run
     assert {request["json"]["categories_to_return"][0] for request in requests} == set(TAP_CATEGORIES)
     assert set(run.records) == {STREAMS[category] for category in TAP_CATEGORIES}
+
+
+def test_fields_the_schema_does_not_name_are_reported_once_each(full_run: tuple[PluginRun, list[dict]]) -> None:
+    run, _ = full_run
+    reported_any = False
+    for stream in STREAMS.values():
+        unknown = {name for record in run.records.get(stream, []) for name in record["extra"] if name != "timestamp"}
+        lines = [line for line in run.stderr.splitlines() if f"{stream}: the Logs API sent field(s) " in line]
+        named = [
+            name.strip()
+            for line in lines
+            for name in line.split("sent field(s) ", 1)[1].split(" that this tap", 1)[0].split(",")
+        ]
+        assert sorted(named) == sorted(unknown), stream  # every unknown field once, nothing else
+        assert all("WARNING" in line or "warning" in line.lower() for line in lines)
+        reported_any = reported_any or bool(unknown)
+    assert reported_any, "the data set sends fields the schema does not name"
+
+
+def test_field_kinds_come_from_the_schema() -> None:
+    from tap_kahuna_logs.records import FieldKinds
+    from tap_kahuna_logs.streams import STREAM_TYPES
+
+    push = STREAM_TYPES["push"].field_kinds
+    assert push.credentials == {"credentials"}
+    assert push.booleans == {"ghost"}
+    assert push.strings == KNOWN["push"] - {"credentials", "ghost", "timestamp"}
+    merge = STREAM_TYPES["user_merge"].field_kinds
+    assert merge.credentials == {"common_credentials", "surviving_credentials", "merged_credentials"}
+    with pytest.raises(ValueError, match="'score' has a type the record builder does not know"):
+        FieldKinds.of({"properties": {"score": {"type": ["number", "null"]}}})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tap_kaon_insights.weeks import LANGUAGE_NAMES
+from tap_kaon_insights.vendor_tables import LANGUAGE_NAMES
 from tests.support.cli import PluginRun
 from tests.tap_kaon_insights.kaon_tap_helpers import (
     ALL_STREAMS,

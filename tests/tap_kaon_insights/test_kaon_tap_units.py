@@ -9,7 +9,8 @@ import pytest
 from tap_kaon_insights.client import KaonError
 from tap_kaon_insights.payloads import PayloadChecker, check_uids
 from tap_kaon_insights.settings import KaonSettings
-from tap_kaon_insights.weeks import bucket_order, unix_to_iso, week_of, week_start
+from tap_kaon_insights.vendor_tables import bucket_order
+from tap_kaon_insights.week_numbers import unix_to_iso, week_of, week_start
 
 
 def test_week_417_starts_on_2019_12_29() -> None:

@@ -1,4 +1,8 @@
-"""Weekly tables: which weeks to read, read in parallel, emitted in week order.
+"""Weekly tables: which weeks to read, read in parallel, emitted in week order; a table only declares.
+
+A weekly table names its endpoint, keys and schema, and two functions: ``check_payload`` (one week's answer ->
+what its rows need, or a one-line error) and ``build_rows`` (one checked week -> rows). :class:`WeeklyStream`
+does the rest.
 
 Bookmark: the last week synced. Every run re-reads from the bookmarked week on, since the current week is still
 filling up; rows are keyed so warehouses upsert them.
@@ -13,15 +17,15 @@ from __future__ import annotations
 
 import threading
 import typing as t
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from typing_extensions import override
 
-from tap_kaon_insights.client import KaonStream
+from tap_kaon_insights.client import KaonNotFoundError, KaonStream
 from tap_kaon_insights.connector_common.concurrency import ordered_map
 from tap_kaon_insights.payloads import PayloadChecker, checked_weeks
 from tap_kaon_insights.records import Row, weekly_row
-from tap_kaon_insights.weeks import this_week
+from tap_kaon_insights.week_numbers import this_week
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -69,14 +73,32 @@ class WeekList:
         return {"week": week, "weekname": weekname if isinstance(weekname, str) else None}
 
 
+#: ``check_payload``: one week's answer, checked, as what ``build_rows`` needs (``payloads.py``).
+PayloadCheck = Callable[[PayloadChecker, Mapping[str, t.Any]], t.Any]
+#: ``build_rows``: the rows of one checked week, from the columns every weekly row has (``records.py``).
+RowBuilder = Callable[[Row, t.Any], Iterator[Row]]
+
+
 class WeeklyStream(KaonStream):
-    """A table read with one call per week; a stream gives ``fetch_week`` and ``week_records``."""
+    """A table read with one call per week: a subclass declares ``check_payload`` and ``build_rows``."""
 
     replication_key = "week"
     is_sorted = True
     check_sorted = True
-    #: Most bytes of fetched answers held at once (None: no limit, 2 x max_concurrency weeks ahead).
-    memory_budget_bytes: float | None = None
+    # Plain functions as class attributes: called through ``type(self)`` so they are not bound to the stream.
+    check_payload: t.ClassVar[PayloadCheck]
+    build_rows: t.ClassVar[RowBuilder]
+    #: The setting (in MB) that bounds the fetched answers held at once; None: 2 x max_concurrency weeks ahead.
+    memory_budget_setting: t.ClassVar[str | None] = None
+    #: Also read the weeks before the first listed one, back to the app's launch (``hits``: see ``history_before``).
+    reads_weeks_before_listed: t.ClassVar[bool] = False
+
+    @property
+    def memory_budget_bytes(self) -> float | None:
+        """Most bytes of fetched answers held at once (from ``memory_budget_setting``), or None."""
+        if self.memory_budget_setting is None:
+            return None
+        return float(getattr(self.settings, self.memory_budget_setting)) * 1024 * 1024
 
     def bookmarked_week(self, context: Context | None) -> int | None:
         """The last week synced by an earlier run, if any."""
@@ -98,28 +120,53 @@ class WeeklyStream(KaonStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterator[Row]:
-        """Fetch weeks with bounded concurrency, yield their rows in week order."""
+        """Fetch weeks with bounded concurrency, yield their rows in week order (earlier history first)."""
+        if self.reads_weeks_before_listed:
+            listed = self.kaon_tap.week_list.numbers(self)
+            if listed and self.bookmarked_week(context) is None:
+                for week, payload in self.history_before(listed[0]):
+                    yield from self.week_records(week, payload)
         for week, payload in self.fetched_weeks(self.weeks_to_sync(context)):
             yield from self.week_records(week, payload)
 
+    def history_before(self, first_listed: int) -> list[tuple[int, t.Any]]:
+        """The checked weeks from ``start_week`` to before ``first_listed`` that have data, ascending.
+
+        The vendor document says hit counts go back "to whenever the application first went live", before the
+        weeks ``weeks`` lists: on a run without a bookmark, weeks are read newest first until the server answers
+        404 (no data: before the launch), then emitted oldest first. A week without hits does not stop the walk;
+        ``start_week`` bounds it.
+        """
+        last = first_listed - 1 if self.settings.end_week is None else min(first_listed - 1, self.settings.end_week)
+        history = []
+        for week in range(last, self.settings.start_week - 1, -1):
+            try:
+                history.append((week, self.fetch_week(week)))
+            except KaonNotFoundError:
+                self.logger.info("%s: no data before week %d (HTTP 404 for week %d)", self.name, week + 1, week)
+                break
+        if history:
+            self.logger.info("%s: %d weeks before the first listed week %d", self.name, len(history), first_listed)
+        return history[::-1]
+
     def fetched_weeks(self, weeks: list[int]) -> Iterable[tuple[int, t.Any]]:
         """``(week, fetch_week(week))`` in week order, ``max_concurrency`` at once (fewer for big answers)."""
-        if self.memory_budget_bytes is None:
+        budget = self.memory_budget_bytes
+        if budget is None:
             yield from ordered_map(self._fetch_week, weeks, self.settings.max_concurrency)
             return
         # The first week is fetched alone to learn the size; then each batch's parallelism fits the budget for
         # the largest week seen so far (up to 2 x workers answers are held: emitted, fetched and in flight).
         largest, index = 0, 0
         while index < len(weeks):
-            workers = self._workers_within_budget(largest) if index else 1
+            workers = self._workers_within_budget(budget, largest) if index else 1
             batch = weeks[index : index + workers * 4]
             for week, payload in ordered_map(self._fetch_week, batch, workers, prefetch=workers):
                 largest = max(largest, len(payload))
                 yield week, payload
             index += len(batch)
 
-    def _workers_within_budget(self, answer_size: int) -> int:
-        budget = self.memory_budget_bytes or 0
+    def _workers_within_budget(self, budget: float, answer_size: int) -> int:
         fitting = int(budget // max(answer_size, 1) // 2)
         return max(1, min(self.settings.max_concurrency, fitting))
 
@@ -127,12 +174,12 @@ class WeeklyStream(KaonStream):
         return week, self.fetch_week(week)
 
     def fetch_week(self, week: int) -> t.Any:
-        """Fetch and check one week (runs in a worker thread); return what ``week_records`` needs."""
-        raise NotImplementedError
+        """Fetch one week and check it with ``check_payload`` (runs in a worker thread)."""
+        return type(self).check_payload(self.checker(week), self.fetch(self.endpoint, week=week))
 
     def week_records(self, week: int, payload: t.Any) -> Iterator[Row]:
-        """Turn one week's checked payload into rows."""
-        raise NotImplementedError
+        """One checked week's rows, from ``build_rows``."""
+        return type(self).build_rows(self.base_row(week), payload)
 
     def checker(self, week: int) -> PayloadChecker:
         """Checks of this stream's answer for ``week``."""
@@ -141,3 +188,18 @@ class WeeklyStream(KaonStream):
     def base_row(self, week: int) -> Row:
         """The columns every weekly row starts with."""
         return weekly_row(self.settings.client, week)
+
+
+class ListedWeeksStream(WeeklyStream):
+    """The listed weeks and the week still filling up (``is_current``), listed or not: no per-week calls."""
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[Row]:
+        """One row per listed week (and the current week) from the bookmark on."""
+        week_list = self.kaon_tap.week_list
+        current = week_list.current(self)
+        entries = {entry["week"]: entry for entry in week_list.entries(self)}
+        entries.setdefault(current["week"], current)
+        for week in self.weeks_to_sync(context):
+            is_current = week == current["week"]
+            yield {**self.base_row(week), "weekname": entries[week]["weekname"], "is_current": is_current}

@@ -1,6 +1,6 @@
 """Kahuna logs day by day: the days to read, day workers, day order, keys and bookmarks.
 
-- every UTC day from the bookmark (or ``start_date``) to ``end_date`` is read by ``day_reader.DayReader``: cursor
+- every UTC day from the bookmark (or ``start_date``) to ``end_date`` is read by ``cursor_chains.DayReader``: cursor
   chains from the minute of the last record held, exactly once under both readings of ``number_of_records``;
 - a worker buffers one day of its category (``DayRecords``: in memory up to ``day_buffer_mb``, then in a temporary
   file, so memory stays flat however big a day is); up to ``max_concurrency`` days are read at once and emitted in
@@ -35,8 +35,7 @@ from typing_extensions import override
 from tap_kahuna_logs.client import KahunaClient, request_timestamp
 from tap_kahuna_logs.connector_common.concurrency import ordered_map
 from tap_kahuna_logs.connector_common.sdk_compat import write_state_now
-from tap_kahuna_logs.day_buffer import DayRecords
-from tap_kahuna_logs.day_reader import (
+from tap_kahuna_logs.cursor_chains import (
     DayReader,
     DayStopError,
     OverfullMinuteError,
@@ -45,7 +44,8 @@ from tap_kahuna_logs.day_reader import (
     UnsortedDayError,
 )
 from tap_kahuna_logs.progress import DayProgress, progress_from_bookmark
-from tap_kahuna_logs.records import iso_timestamp, log_record
+from tap_kahuna_logs.records import FieldKinds, iso_timestamp, log_record, unknown_fields
+from tap_kahuna_logs.spooled_day import DayRecords
 
 if t.TYPE_CHECKING:
     from tap_kahuna_logs.tap import TapKahunaLogs
@@ -116,7 +116,11 @@ class DayReadAhead:
 
 
 class DailyLogStream(KahunaClient):
-    """One Kahuna log category, read day by day; a stream names its category and known fields."""
+    """One Kahuna log category, read day by day; a stream names its category and schema.
+
+    How each field is typed comes from the schema (``records.FieldKinds``); a field the schema does not name is
+    kept in ``extra`` and reported once per run with a warning: it is a change of the Logs API's records.
+    """
 
     replication_key = "timestamp"
     is_sorted = True
@@ -127,11 +131,14 @@ class DailyLogStream(KahunaClient):
     STATE_MSG_FREQUENCY = 1000
     # log_record() already builds schema-typed JSON values; the SDK's recursive conform costs a third of the CPU.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    #: Fields that hold lists of ``type:value`` credentials; each also gets a ``<name>_by_type`` object.
-    credential_fields: tuple[str, ...] = ()
-    #: Known scalar fields by JSON type; anything else goes to ``extra``.
-    string_fields: tuple[str, ...] = ()
-    boolean_fields: tuple[str, ...] = ()
+    #: How the schema's fields are typed (set from ``schema`` when a stream class is defined).
+    field_kinds: t.ClassVar[FieldKinds]
+
+    @override
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("schema"), dict):
+            cls.field_kinds = FieldKinds.of(cls.__dict__["schema"])
 
     @override
     def __init__(self, tap: TapKahunaLogs, **kwargs: t.Any) -> None:
@@ -141,6 +148,7 @@ class DailyLogStream(KahunaClient):
         self._day_buffers: list[DayRecords] = []
         self._day_buffers_lock = threading.Lock()
         self.page_edges = PageEdges()  # whether this server's cursor pages overlap, learned once for every day
+        self.reported_fields: set[str] = set()  # unknown fields already warned about
 
     # --- reading a day -------------------------------------------------------------
     def read_day(self, day: date) -> DayRead:
@@ -307,12 +315,14 @@ class DailyLogStream(KahunaClient):
             raise day_read.stop
 
     def to_record(self, raw: dict, day: date, position: int) -> dict:
-        """A Singer record of this category (see ``records.log_record``)."""
-        return log_record(
-            raw,
-            day,
-            position,
-            credential_fields=self.credential_fields,
-            string_fields=self.string_fields,
-            boolean_fields=self.boolean_fields,
-        )
+        """A Singer record of this category (see ``records.log_record``); new unknown fields are reported."""
+        record = log_record(raw, day, position, self.field_kinds)
+        if record["extra"] and (new := unknown_fields(record) - self.reported_fields):
+            self.reported_fields |= new
+            self.logger.warning(
+                "%s: the Logs API sent field(s) %s that this tap's schema does not name: kept in `extra` "
+                "(a change of the API's records; the tap needs a new version to type them)",
+                self.name,
+                ", ".join(sorted(new)),
+            )
+        return record

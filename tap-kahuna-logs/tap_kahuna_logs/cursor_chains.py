@@ -9,7 +9,7 @@ with no setting to pick one:
   records of that minute already held come back first and are skipped (each checked to be of that minute);
 - after a chain that ended by itself (``more_records`` false) and brought new records, another chain follows;
   a chain that brought nothing new ends the day. Under the page-size reading that costs one request per day;
-- an expired cursor (any 4xx to a cursor request, ``client.validate_response``) ends its chain early. While the
+- an expired cursor (any 4xx to a cursor request, ``KahunaClient.rejected_answer``) ends its chain early. While the
   day was read from 00:00 in one go, the next chain starts at 00:00 and skips the records held by position: a
   record stored after the cut with an earlier timestamp (the seed never says records are sorted) is then still
   read. Where that cannot get past the records held (a capped chain, or cursors that expire sooner, in
