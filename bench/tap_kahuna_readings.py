@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from emulators.kahuna import CONTRACT_READINGS
+from emulators.kahuna_readings import CONTRACT_READINGS
 from emulators.testing import EmulatorProcess
 
 TAP = str(Path(sys.executable).with_name("tap-kahuna-logs"))

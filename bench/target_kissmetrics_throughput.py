@@ -45,8 +45,9 @@ from KISSmetrics import Client as OfficialClient
 from plays import SCHEMA, play, singer_lines
 
 from emulators.testing import EmulatorProcess
-from target_kissmetrics.beacons import build_beacons, mappings_for_stream
+from target_kissmetrics.beacons import build_beacons
 from target_kissmetrics.settings import KissmetricsSettings
+from target_kissmetrics.stream_mappings import mappings_for_stream
 
 API_KEY = "km-demo-key"
 TARGET_CLI = str(Path(sys.executable).with_name("target-kissmetrics"))

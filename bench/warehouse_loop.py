@@ -1,6 +1,6 @@
 """The whole loop on DuckDB at the pipeline benchmark's volume: load -> dbt build -> replay into Kissmetrics.
 
-One Kaon emulator serves the 1,000,000-click scenario of ``bench/pipeline.py`` (10 external IDs, the
+One Kaon emulator serves the 1,000,000-click scenario of ``bench/kaon_scenarios.py`` (10 external IDs, the
 clock a year on so every click is visible), one Kissmetrics emulator (``--raw-log count``) receives the
 beacons. Through the repository's real Meltano project (``dev`` environment, isolated: its own state,
 DuckDB file, dbt artifacts and ``.meltano`` run directory), stage by stage:
@@ -29,18 +29,16 @@ from pathlib import Path
 
 import duckdb
 import psutil
-from pipeline import (
-    MB,
+from kaon_scenarios import (
     MELTANO,
     RUN_TIMEOUT_SECONDS,
-    ProcessFigures,
     Scenario,
-    TreeSampler,
     clicks_scenario,
     meltano_env,
     sampled_run,
     start_emulator,
 )
+from sampling import MB, ProcessFigures, TreeSampler
 
 from emulators.testing import EmulatorProcess
 

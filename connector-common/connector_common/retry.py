@@ -30,7 +30,7 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from . import sdk_compat
-from .settings import setting
+from .setting_fields import setting
 
 if t.TYPE_CHECKING:
     from backoff.types import Details

@@ -13,7 +13,9 @@ import importlib
 import json
 import sys
 
-from emulators.core import Clock, Faults, parse_iso8601, serve
+from emulators.clock import Clock, parse_iso8601
+from emulators.core import serve
+from emulators.faults import Faults
 
 SERVICES = {
     "kaon": "emulators.kaon",

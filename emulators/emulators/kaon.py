@@ -8,7 +8,7 @@ a method other than GET -> 405; any path outside ``/api/{name}`` -> 404; bodies 
 ``{"error": str}``. Data comes from :class:`emulators.kaon_data.KaonDataset` seen at the
 emulator clock's now.
 
-Bad answers come from the core fault layer (:class:`emulators.core.AnswerCorruptions`): a Kaon
+Bad answers come from the core fault layer (:class:`emulators.answer_corruption.AnswerCorruptions`): a Kaon
 answer is targeted by ``endpoint`` and ``week`` (absent for ``weeks``, ``extid`` and a path's
 history), its main key is the endpoint's array (:data:`MAIN_KEYS`), and Kaon adds the kind
 ``bad_uids_length``. ``POST /_emulator/corruptions`` takes any rule; the older control route
@@ -44,8 +44,13 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from emulators.core import AnswerTarget, Clock, Corruption, Emulator, Faults, RuntimeKnobs, json_response
+from emulators.answer_corruption import AnswerTarget, Corruption
+from emulators.clock import Clock
+from emulators.core import Emulator
+from emulators.faults import Faults
 from emulators.kaon_data import KaonDataset, dataset_from_options
+from emulators.knobs import RuntimeKnobs
+from emulators.responses import json_response
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1000

@@ -47,7 +47,10 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from emulators.core import Clock, Emulator, Faults, json_response
+from emulators.clock import Clock
+from emulators.core import Emulator
+from emulators.faults import Faults
+from emulators.responses import json_response
 
 # The standard 43-byte transparent 1x1 GIF89a that beacon servers answer with.
 TRANSPARENT_GIF = (

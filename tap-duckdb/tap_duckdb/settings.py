@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from tap_duckdb.connector_common.settings import PluginSettings, setting
+from tap_duckdb.connector_common.setting_fields import setting
+from tap_duckdb.connector_common.settings import PluginSettings
 
 DEFAULT_LOCK_WAIT_SECONDS = 60
 DEFAULT_MEMORY_LIMIT = "128MB"

@@ -11,7 +11,8 @@ from tap_kahuna_logs.connector_common.retry import (
     max_retries_setting,
     request_timeout_setting,
 )
-from tap_kahuna_logs.connector_common.settings import PluginSettings, not_in_future, setting
+from tap_kahuna_logs.connector_common.setting_fields import not_in_future, setting
+from tap_kahuna_logs.connector_common.settings import PluginSettings
 from tap_kahuna_logs.connector_common.urls import service_url_rule
 
 DEFAULT_API_URL = "https://tap-nexus.appspot.com/api/kahunalogs"

@@ -14,7 +14,8 @@ from tap_kaon_insights.connector_common.retry import (
     max_retries_setting,
     request_timeout_setting,
 )
-from tap_kaon_insights.connector_common.settings import PluginSettings, not_in_future, setting
+from tap_kaon_insights.connector_common.setting_fields import not_in_future, setting
+from tap_kaon_insights.connector_common.settings import PluginSettings
 from tap_kaon_insights.connector_common.urls import service_url_rule
 from tap_kaon_insights.week_numbers import FIRST_FULL_DATA_WEEK, week_of
 

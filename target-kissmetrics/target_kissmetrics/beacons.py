@@ -3,54 +3,37 @@
 One place for every encoding and validation rule. A record yields its beacons or an
 :class:`InvalidRecordError` naming every rule it breaks: never some of its beacons.
 
-Value encoding (the tracking API only takes flat strings):
-
-- nested objects are flattened to ``parent.child`` names;
-- lists become one string: items encoded by these rules, commas in items replaced by spaces,
-  joined with ``"; "`` (nested lists are flattened first; an empty list is dropped);
-- ``datetime`` -> ISO 8601 in UTC (``2026-11-18T15:30:00+00:00``; naive values are taken as UTC),
-  ``date``/``time`` -> ISO 8601;
-- ``Decimal``/``float`` -> plain numbers without exponent (``1e-07`` -> ``0.0000001``);
-- booleans -> ``true``/``false``; ``None`` (and empty objects) are dropped.
+The stream mappings (``streams`` setting) are ``stream_mappings.py``; how values become the flat strings the
+tracking API takes is ``value_encoding.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
-import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
 from target_kissmetrics.connector_common.redaction import REDACTED
+from target_kissmetrics.stream_mappings import (
+    KINDS,
+    SINGER_METADATA_PREFIX,
+    TEMPLATE_FIELD,
+    MappingError,
+    RecordOrigin,
+    StreamMapping,
+)
+from target_kissmetrics.value_encoding import encode_scalar, flatten_properties, unix_seconds
 
 MAX_IDENTITY_CHARS = 255
 MAX_NAME_CHARS = 255
 MAX_VALUE_CHARS = 512
-LIST_SEPARATOR = "; "
-KINDS = {"event": "e", "set": "s", "alias": "a"}
 #: The longest beacon URL (scheme, host, path and query, ``_k`` included) the target sends: the tracking server
 #: answered HTTP 400 to a URL of 16 KB, and common HTTP servers refuse request lines of about 8 KB.
 MAX_BEACON_URL_BYTES = 8000
 #: Percent-encoding turns one character into at most 12 bytes (a 4-byte UTF-8 character, each byte as ``%XX``).
 _MAX_ENCODED_BYTES_PER_CHAR = 12
-#: The keys of one ``streams`` mapping object, each with the type of its value.
-MAPPING_KEYS: dict[str, type] = {
-    "kind": str,
-    "person": str,
-    "event": str,
-    "alias": str,
-    "timestamp": str,
-    "properties": list,
-    "exclude": list,
-}
-# Singer metadata columns change on every run (received/batched at): sending them would defeat dedup.
-SINGER_METADATA_PREFIX = "_sdc_"
-_TEMPLATE_FIELD = re.compile(r"\{([^{}|]+)(?:\|([a-z_]+))?\}")
 _TEMPLATE_FILTERS: dict[str, Callable[[str], str]] = {"urldecode": unquote, "lower": str.lower, "upper": str.upper}
 
 
@@ -60,10 +43,6 @@ class InvalidRecordError(ValueError):
     def __init__(self, reasons: Sequence[str]) -> None:
         super().__init__("; ".join(reasons))
         self.reasons = list(reasons)
-
-
-class MappingError(ValueError):
-    """A ``streams`` setting that cannot work (unknown kind, bad template)."""
 
 
 # Parameter names repeat on every record: each is encoded once (up to a bound: nested objects may bring any key).
@@ -132,216 +111,10 @@ class Beacon:
         return size if size > limit else None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordOrigin:
-    """Where a beacon came from: its stream and the values of the stream's key properties."""
-
-    stream: str
-    key: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class StreamMapping:
-    """How one stream's records become beacons (one beacon per mapping per record)."""
-
-    kind: str = "event"
-    person: str = "person"
-    event: str = "{event}"
-    alias: str = "alias"
-    timestamp: str | None = "timestamp"
-    properties: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] = ()
-    used_fields: frozenset[str] = field(default=frozenset(), compare=False)
-
-    @classmethod
-    def from_setting(cls, setting: Mapping[str, Any], schema_fields: Sequence[str]) -> StreamMapping:
-        """Build a mapping from one ``streams`` entry; unset names take the defaults."""
-        check_mapping_keys(setting)
-        kind = setting.get("kind") or infer_kind(schema_fields)
-        if kind not in KINDS:
-            raise MappingError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
-        timestamp = setting.get("timestamp", "timestamp" if "timestamp" in schema_fields else None)
-        mapping = cls(
-            kind=kind,
-            person=setting.get("person") or "person",
-            event=setting.get("event") or "{event}",
-            alias=setting.get("alias") or "alias",
-            timestamp=timestamp or None,
-            properties=tuple(setting["properties"]) if setting.get("properties") is not None else None,
-            exclude=tuple(setting.get("exclude") or ()),
-        )
-        return mapping.with_used_fields()
-
-    def with_used_fields(self) -> StreamMapping:
-        """Record which fields feed ``_p``, ``_n`` and ``_t`` (they are not sent again as properties)."""
-        used = {self.person}
-        if self.timestamp:
-            used.add(self.timestamp)
-        if self.kind == "event":
-            used.update(name for name, _ in _TEMPLATE_FIELD.findall(self.event))
-        if self.kind == "alias":
-            used.add(self.alias)
-        return StreamMapping(**{**self.__dict__, "used_fields": frozenset(used)})
-
-    def named_fields(self) -> list[tuple[str, str]]:
-        """``(mapping key, field name)`` of every record field this mapping reads, defaults included."""
-        named = [("person", self.person)]
-        if self.kind == "event":
-            named.extend(("event", name) for name, _ in _TEMPLATE_FIELD.findall(self.event))
-        if self.kind == "alias":
-            named.append(("alias", self.alias))
-        else:
-            if self.timestamp:
-                named.append(("timestamp", self.timestamp))
-            named.extend(("properties", name) for name in self.properties or ())
-        named.extend(("exclude", name) for name in self.exclude)
-        return named
-
-
-def check_mapping_keys(setting: Mapping[str, Any]) -> None:
-    """Raise :class:`MappingError` for a key no mapping has (naming the closest one) or a value of the wrong type."""
-    if not isinstance(setting, Mapping):
-        raise MappingError(f"a mapping must be an object with keys such as {', '.join(MAPPING_KEYS)}")
-    for key, value in setting.items():
-        if key not in MAPPING_KEYS:
-            close = difflib.get_close_matches(str(key), list(MAPPING_KEYS), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (keys: {', '.join(MAPPING_KEYS)})"
-            raise MappingError(f"unknown key '{key}'{hint}")
-        wanted = MAPPING_KEYS[key]
-        if value is None:
-            continue
-        if wanted is list:
-            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise MappingError(f"'{key}' must be a list of field names")
-        elif not isinstance(value, wanted):
-            raise MappingError(f"'{key}' must be a string")
-
-
-def infer_kind(schema_fields: Sequence[str]) -> str:
-    """The kind of a stream with no ``kind`` setting, from its field names.
-
-    ``event`` if it has an ``event`` field; ``alias`` if its fields are ``person`` and ``alias``
-    (and optionally ``timestamp``); otherwise ``set``.
-    """
-    names = set(schema_fields) - {name for name in schema_fields if name.startswith(SINGER_METADATA_PREFIX)}
-    if "event" in names:
-        return "event"
-    if "alias" in names and names <= {"person", "alias", "timestamp"}:
-        return "alias"
-    return "set"
-
-
-def mappings_for_stream(
-    stream_name: str, streams_setting: Mapping[str, Any] | None, schema_fields: Sequence[str]
-) -> list[StreamMapping]:
-    """The mappings of a stream: its own entry, else the ``"*"`` entry, else inferred defaults.
-
-    An entry is an object or a list of objects (several beacons per record).
-    """
-    settings = streams_setting or {}
-    entry = settings.get(stream_name, settings.get("*", {}))
-    entries = entry if isinstance(entry, list) else [entry]
-    try:
-        return [StreamMapping.from_setting(item or {}, schema_fields) for item in entries]
-    except MappingError as error:
-        raise MappingError(f"streams.{stream_name}: {error}") from None
-
-
 # --- value encoding -------------------------------------------------------------------
 
 
-def encode_scalar(value: Any) -> str | None:
-    """The string Kissmetrics receives for a scalar value, or ``None`` when it is dropped."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a finite number")
-        return _plain_decimal(Decimal(repr(value)))
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a finite number")
-        return _plain_decimal(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
-def _plain_decimal(value: Decimal) -> str:
-    text = format(value, "f")
-    return "0" if text in ("-0", "-0.0") else text
-
-
-def encode_list(items: Sequence[Any]) -> str | None:
-    """A list as one comma-free string: items joined with ``"; "``; ``None`` if nothing is left."""
-    parts = [part.replace(",", " ") for part in _list_parts(items)]
-    return LIST_SEPARATOR.join(parts) if parts else None
-
-
-def _list_parts(items: Sequence[Any]) -> Iterator[str]:
-    for item in items:
-        if isinstance(item, list | tuple):
-            yield from _list_parts(item)
-        elif isinstance(item, Mapping):
-            yield " ".join(f"{name}={value}" for name, value in flatten_properties(item, ""))
-        else:
-            encoded = encode_scalar(item)
-            if encoded is not None:
-                yield encoded
-
-
-def flatten_properties(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Yield ``(name, value)`` pairs: nested objects as ``parent.child``, lists joined, nulls dropped."""
-    for name, value in record.items():
-        full_name = f"{prefix}{name}"
-        if isinstance(value, Mapping):
-            yield from flatten_properties(value, f"{full_name}.")
-        elif isinstance(value, list | tuple):
-            encoded = encode_list(value)
-            if encoded is not None:
-                yield full_name, encoded
-        else:
-            encoded = encode_scalar(value)
-            if encoded is not None:
-                yield full_name, encoded
-
-
 # --- time ---------------------------------------------------------------------------------
-
-
-def unix_seconds(value: Any) -> int:
-    """Unix seconds from an ISO 8601 string, a datetime, a date or an epoch number (int, float or str)."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{value!r} is not a timestamp")
-    if isinstance(value, int | float | Decimal):
-        return int(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return int(value.timestamp())
-    if isinstance(value, dt.date):
-        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp())
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(Decimal(text))
-        except ArithmeticError:
-            pass
-        try:
-            return unix_seconds(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
-        except ValueError:
-            raise ValueError(f"{value!r} is neither ISO 8601 nor unix seconds") from None
-    raise ValueError(f"{value!r} is not a timestamp")
 
 
 # --- building -----------------------------------------------------------------------------
@@ -373,7 +146,7 @@ def render_event_name(template: str, record: Mapping[str, Any]) -> str:
             value = _TEMPLATE_FILTERS[filter_name](value)
         return value
 
-    return _TEMPLATE_FIELD.sub(fill, template)
+    return TEMPLATE_FIELD.sub(fill, template)
 
 
 def build_beacons(

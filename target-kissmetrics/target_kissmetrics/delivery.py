@@ -28,12 +28,13 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import yarl
 
-from target_kissmetrics.beacons import KINDS, MAX_BEACON_URL_BYTES, Beacon
+from target_kissmetrics.beacons import MAX_BEACON_URL_BYTES, Beacon
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.redaction import REDACTED
 from target_kissmetrics.connector_common.retry import RetryPolicy, describe_failure, is_retried_status
 from target_kissmetrics.records import describe_beacon
 from target_kissmetrics.settings import DEFAULT_TRACKING_URL, KissmetricsSettings
+from target_kissmetrics.stream_mappings import KINDS
 
 #: Open files the process needs besides one socket per beacon in flight (stdin/stdout, logs, the loop's pipes).
 SPARE_FILE_DESCRIPTORS = 64

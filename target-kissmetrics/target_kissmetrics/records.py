@@ -14,7 +14,9 @@ import json
 import typing as t
 from collections.abc import Iterable, Mapping, Sequence
 
-from target_kissmetrics.beacons import Beacon, RecordOrigin, encode_scalar, field_value
+from target_kissmetrics.beacons import Beacon, field_value
+from target_kissmetrics.stream_mappings import RecordOrigin
+from target_kissmetrics.value_encoding import encode_scalar
 
 HASH_HEX_DIGITS = 12
 

@@ -20,7 +20,7 @@ import fastjsonschema
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import JSONSchemaValidator
 
-from target_kissmetrics.beacons import StreamMapping
+from target_kissmetrics.stream_mappings import StreamMapping
 
 SCHEMA_PROBLEM = "does not match the stream's schema: "
 

@@ -7,15 +7,16 @@ from collections.abc import Mapping
 
 from singer_sdk import typing as th
 
-from target_kissmetrics.beacons import KINDS, MappingError, mappings_for_stream
 from target_kissmetrics.connector_common.retry import (
     backoff_base_setting,
     backoff_max_setting,
     max_retries_setting,
     request_timeout_setting,
 )
-from target_kissmetrics.connector_common.settings import PluginSettings, setting
+from target_kissmetrics.connector_common.setting_fields import setting
+from target_kissmetrics.connector_common.settings import PluginSettings
 from target_kissmetrics.connector_common.urls import service_url_rule
+from target_kissmetrics.stream_mappings import KINDS, MappingError, mappings_for_stream
 
 DEFAULT_TRACKING_URL = "https://trk.kissmetrics.io"
 DEFAULT_DEAD_LETTER_PATH = "output/kissmetrics-dead-letters.jsonl"

@@ -13,18 +13,12 @@ import typing as t
 
 from typing_extensions import override
 
-from target_kissmetrics.beacons import (
-    KINDS,
-    MAX_BEACON_URL_BYTES,
-    Beacon,
-    InvalidRecordError,
-    build_beacons,
-    mappings_for_stream,
-)
+from target_kissmetrics.beacons import MAX_BEACON_URL_BYTES, Beacon, InvalidRecordError, build_beacons
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.sdk_compat import RecordCheckingSink
 from target_kissmetrics.records import record_origin
 from target_kissmetrics.schema_checks import RecordSchemaCheck, mapping_field_problems
+from target_kissmetrics.stream_mappings import KINDS, mappings_for_stream
 
 if t.TYPE_CHECKING:
     from target_kissmetrics.target import TargetKissmetrics

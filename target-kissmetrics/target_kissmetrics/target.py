@@ -15,7 +15,6 @@ from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
-from target_kissmetrics.beacons import KINDS
 from target_kissmetrics.connector_common.errors import ConnectorError
 from target_kissmetrics.connector_common.plugin import ConnectorTarget
 from target_kissmetrics.connector_common.redaction import SecretRedactor
@@ -26,6 +25,7 @@ from target_kissmetrics.reader import MessageReader, decode_json
 from target_kissmetrics.records import describe_invalid_record
 from target_kissmetrics.settings import DEFAULT_DEAD_LETTER_PATH, KissmetricsSettings
 from target_kissmetrics.sinks import KissmetricsSink
+from target_kissmetrics.stream_mappings import KINDS
 
 #: How many of a stream's most frequent dead-letter reasons the summary names.
 TOP_REASONS = 3

@@ -11,7 +11,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from connector_common.settings import PluginSettings, not_in_future, setting
+from connector_common.setting_fields import not_in_future, setting
+from connector_common.settings import PluginSettings
 from tap_kahuna_logs.settings import KahunaSettings
 from tap_kaon_insights.settings import KaonSettings
 from tap_kaon_insights.week_numbers import week_of

@@ -11,7 +11,8 @@ import pytest
 
 from connector_common.errors import ConnectorError
 from connector_common.plugin import settings_from_config
-from connector_common.settings import PluginSettings, raw_secret_values, setting, unknown_setting_warnings
+from connector_common.setting_fields import setting
+from connector_common.settings import PluginSettings, raw_secret_values, unknown_setting_warnings
 from connector_common.urls import service_url_rule, url_problem
 
 

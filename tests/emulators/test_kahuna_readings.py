@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulators.kahuna import CONTRACT_READINGS, stored_order
+from emulators.kahuna_readings import CONTRACT_READINGS, stored_order
 from emulators.testing import EmulatorProcess
 from tests.emulators.kahuna_client import (
     YESTERDAY,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from emulators.kahuna import CONTRACT_READINGS
+from emulators.kahuna_readings import CONTRACT_READINGS
 from emulators.testing import EmulatorProcess
 from tests.reliability.reliability_helpers import (
     dedup_events,

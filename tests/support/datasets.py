@@ -72,6 +72,6 @@ class StoredOrder:
 
     def records(self, category: str, day: date) -> list[dict[str, Any]]:
         """``category``'s records of ``day`` in the stored order."""
-        from emulators.kahuna import stored_order
+        from emulators.kahuna_readings import stored_order
 
         return stored_order(self._data.records(category, day), self._data.now_text)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.kahuna_data import KahunaDataset
+from emulators.kahuna_readings import CONTRACT_READINGS, stored_order
 from emulators.testing import EmulatorProcess
 from tests.support.cli import TAP_KAHUNA as TAP
 from tests.support.datasets import (

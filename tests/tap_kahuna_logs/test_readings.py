@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from emulators.kahuna import CONTRACT_READINGS, stored_order
 from emulators.kahuna_data import KahunaDataset
+from emulators.kahuna_readings import CONTRACT_READINGS, stored_order
 from emulators.testing import EmulatorProcess
 from tap_kahuna_logs.cursor_chains import (
     EDGE_PROBE_CHAINS,

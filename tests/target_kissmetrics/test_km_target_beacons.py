@@ -9,17 +9,9 @@ from urllib.parse import parse_qsl
 import pytest
 from KISSmetrics.query_string import create_query
 
-from target_kissmetrics.beacons import (
-    Beacon,
-    InvalidRecordError,
-    MappingError,
-    StreamMapping,
-    build_beacons,
-    encode_scalar,
-    infer_kind,
-    mappings_for_stream,
-    unix_seconds,
-)
+from target_kissmetrics.beacons import Beacon, InvalidRecordError, build_beacons
+from target_kissmetrics.stream_mappings import MappingError, StreamMapping, infer_kind, mappings_for_stream
+from target_kissmetrics.value_encoding import encode_scalar, unix_seconds
 
 KEY = "km-demo-key"
 JAN_1_2010 = 1262304000

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from emulators.testing import EmulatorProcess
-from target_kissmetrics.beacons import MAX_BEACON_URL_BYTES, StreamMapping
+from target_kissmetrics.beacons import MAX_BEACON_URL_BYTES
 from target_kissmetrics.records import describe_invalid_record, identity_hash
 from target_kissmetrics.schema_checks import mapping_field_problems
+from target_kissmetrics.stream_mappings import StreamMapping
 from tests.support.cli import TARGET_KM, run_plugin
 from tests.target_kissmetrics.km_target_helpers import (
     API_KEY,
