@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.datasets import FIXED_NOW_TEXT, SMALL_DATA
-from tests.support.emulators import start_kahuna
+from tests.support.datasets import FIXED_NOW_TEXT
+from tests.support.emulators import start_frozen, start_kahuna
 
 FIXED_NOW = FIXED_NOW_TEXT
 
@@ -27,8 +27,7 @@ def start_emulator() -> Iterator[Callable[..., EmulatorProcess]]:
     started: list[EmulatorProcess] = []
 
     def start(service: str, *args: str, small: bool = True) -> EmulatorProcess:
-        base = ["--now", FIXED_NOW, *(SMALL_DATA[service] if small else [])]
-        emulator = EmulatorProcess(service, *base, *args)
+        emulator = start_frozen(service, *args, small=small)
         started.append(emulator)
         return emulator
 

@@ -69,8 +69,7 @@ def log_record(raw: dict[str, Any], day: date, position: int, kinds: FieldKinds)
 
 def unknown_fields(record: dict[str, Any]) -> set[str]:
     """The API fields of a built record that its schema does not name (kept in ``extra``)."""
-    extra = record["extra"]
-    return {name for name in extra if name != TIMESTAMP} if extra else set()
+    return {name for name in record["extra"] if name != TIMESTAMP}
 
 
 def iso_timestamp(value: Any) -> str | None:
