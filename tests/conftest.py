@@ -1,7 +1,7 @@
 """Shared fixtures: emulators as real processes on 127.0.0.1, with knobs.
 
-``FIXED_NOW`` freezes every emulator's clock so data (the current week, today's logs)
-is deterministic; tests move it with ``emulator.set_clock(...)``.
+``FIXED_NOW_TEXT`` (tests/support/datasets.py) freezes every emulator's clock so data (the current week,
+today's logs) is deterministic; tests move it with ``emulator.set_clock(...)``.
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from emulators.testing import EmulatorProcess
-from tests.support.datasets import FIXED_NOW_TEXT
 from tests.support.emulators import start_frozen, start_kahuna
-
-FIXED_NOW = FIXED_NOW_TEXT
 
 
 @pytest.fixture
 def start_emulator() -> Iterator[Callable[..., EmulatorProcess]]:
     """A factory: ``start_emulator("kaon", "--latency-ms", "50")``; every process is stopped after the test.
 
-    Each service starts with ``--now FIXED_NOW`` and the small data set unless the
+    Each service starts as ``start_frozen`` starts it: ``--now FIXED_NOW_TEXT`` and the small data set unless the
     arguments say otherwise (later arguments win).
     """
     started: list[EmulatorProcess] = []
