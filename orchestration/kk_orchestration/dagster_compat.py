@@ -8,12 +8,20 @@ Dagster upgrade that moves one fails there, before a run misbehaves.
   an instance or opening a connection; its ``*_data`` fields name the configured classes (module + class).
 - ``dagster._core.instance.factory``: where a step's ``DagsterInstance.from_ref`` builds the instance; importing it
   ahead (step_preload) spares every forked step the import.
+- ``DagsterInstance.event_log_storage.get_pool_limits()`` (its ``PoolLimit`` records: ``name``, ``limit``): the
+  limits of the instance's concurrency pools (``dagster instance concurrency get`` prints the same); Dagster has
+  no public reader of one pool's limit.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster._core.instance.factory as instance_factory
 from dagster._core.instance.ref import InstanceRef
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 #: The InstanceRef fields that name a configurable class (module + class) of the instance.
 INSTANCE_CLASS_FIELDS = (
@@ -41,4 +49,12 @@ def instance_class_names(dagster_home: str) -> list[tuple[str, str]]:
     return named
 
 
-__all__ = ["INSTANCE_CLASS_FIELDS", "InstanceRef", "instance_class_names", "instance_factory"]
+def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
+    """The number of slots of a concurrency pool (set for it, or the default_limit it got), None if unlimited."""
+    for limit in instance.event_log_storage.get_pool_limits():
+        if limit.name == pool:
+            return int(limit.limit)
+    return None
+
+
+__all__ = ["INSTANCE_CLASS_FIELDS", "InstanceRef", "instance_class_names", "instance_factory", "pool_limit"]

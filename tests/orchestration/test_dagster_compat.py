@@ -7,6 +7,8 @@ import ast
 import inspect
 from pathlib import Path
 
+import dagster as dg
+
 from kk_orchestration import dagster_compat
 
 PACKAGE = Path(dagster_compat.__file__).parent
@@ -41,3 +43,12 @@ def test_no_module_but_dagster_compat_imports_a_private_dagster_module() -> None
             )  # fmt: skip
             offenders += [f"{path.name}: {name}" for name in names if name.startswith("dagster._")]
     assert offenders == []
+
+
+def test_pool_limit_reads_what_dagster_instance_concurrency_set_wrote() -> None:
+    with dg.instance_for_test() as instance:
+        assert dagster_compat.pool_limit(instance, "dbt_postgres") is None, "a pool nobody limited"
+        instance.event_log_storage.set_concurrency_slots("dbt_postgres", 1)
+        instance.event_log_storage.set_concurrency_slots("meltano_shards", 3)
+        assert dagster_compat.pool_limit(instance, "dbt_postgres") == 1
+        assert dagster_compat.pool_limit(instance, "meltano_shards") == 3
