@@ -16,7 +16,7 @@ warehouse never run at once, whichever runs (jobs, asset materializations, sched
 refuses to start in an instance where the pool allows more than one (``require_single_slot``).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the context annotation at definition time.
 
 import fcntl
 import os
@@ -54,7 +54,7 @@ SOURCE_TABLE_LOADS = {
 }
 SOURCE_LOADS = {"kahuna": KAHUNA_LOGS, "kaon": KAON_WEEKLY_TABLES}
 #: The marts the replay reads.
-MART_KEYS = tuple(dg.AssetKey(name) for name in ("kissmetrics_events", "kissmetrics_people", "kissmetrics_aliases"))
+MART_KEYS = tuple(dg.AssetKey(["marts", name]) for name in ("kissmetrics_events", "kissmetrics_people", "kissmetrics_aliases"))
 
 
 class ProjectTranslator(DagsterDbtTranslator):
