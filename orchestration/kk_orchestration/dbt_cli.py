@@ -21,6 +21,7 @@ UTILITY = "dbt-postgres"
 # dbt commands that take --target-path and --log-path (not `--version`, `deps`, `clean`, `init`).
 PATH_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "compile", "parse", "list", "ls", "show"})
 PATH_OPTIONS = (("DBT_TARGET_PATH", "--target-path"), ("DBT_LOG_PATH", "--log-path"))
+DBT_PROJECT_DIR = PROJECT_DIR / "transform"
 
 
 def dbt_arguments(arguments: Sequence[str], env: Mapping[str, str]) -> list[str]:
@@ -28,7 +29,13 @@ def dbt_arguments(arguments: Sequence[str], env: Mapping[str, str]) -> list[str]
     command = next((argument for argument in arguments if not argument.startswith("-")), None)
     if command not in PATH_COMMANDS:
         return list(arguments)
-    options = [part for name, option in PATH_OPTIONS if env.get(name) for part in (option, env[name])]
+    # dagster-dbt reads a relative path against the dbt project (transform/), dbt against its working directory.
+    options = [
+        part
+        for name, option in PATH_OPTIONS
+        if env.get(name)
+        for part in (option, str(DBT_PROJECT_DIR / env[name]))
+    ]
     return [*arguments, *options]
 
 
