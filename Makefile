@@ -114,6 +114,8 @@ dagster-dev: venv meltano-install postgres ## Dagster's UI and daemon on http://
 		exit 1; \
 	fi
 	mkdir -p output/dagster
+	# One dbt build per warehouse at once, one DuckDB writer: the pools' limits live in the instance.
+	DAGSTER_HOME="$${DAGSTER_HOME:-$(CURDIR)/output/dagster}" $(PY) -m kk_orchestration.pools
 	DAGSTER_HOME="$${DAGSTER_HOME:-$(CURDIR)/output/dagster}" \
 	MELTANO_DATABASE_URI="$${MELTANO_DATABASE_URI:-$(KK_MELTANO_DATABASE_URI)}" $(DEV_WAREHOUSE) \
 		$(VENV)/bin/dagster dev -m kk_orchestration.definitions -h 127.0.0.1 -p $(KK_DAGSTER_PORT)

@@ -31,10 +31,7 @@ def dbt_arguments(arguments: Sequence[str], env: Mapping[str, str]) -> list[str]
         return list(arguments)
     # dagster-dbt reads a relative path against the dbt project (transform/), dbt against its working directory.
     options = [
-        part
-        for name, option in PATH_OPTIONS
-        if env.get(name)
-        for part in (option, str(DBT_PROJECT_DIR / env[name]))
+        part for name, option in PATH_OPTIONS if env.get(name) for part in (option, str(DBT_PROJECT_DIR / env[name]))
     ]
     return [*arguments, *options]
 
@@ -48,7 +45,7 @@ def main() -> None:
     """Replace this process with the meltano command (its output, signals and exit status are dbt's)."""
     command = invoke_command(sys.argv[1:], os.environ)
     os.chdir(PROJECT_DIR)
-    os.execv(command[0], command)
+    os.execv(command[0], command)  # noqa: S606 (an argument list, no shell: meltano takes over this process)
 
 
 if __name__ == "__main__":

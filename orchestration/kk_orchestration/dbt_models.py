@@ -13,12 +13,13 @@ install, its profile and settings): dagster-dbt's executable is ``kk-dbt-postgre
 
 Every dbt build of a warehouse takes a slot of its pool (``dbt_postgres``, limit 1): two builds of one
 warehouse never run at once, whichever runs (jobs, asset materializations, schedules) started them. A build
-refuses to start in an instance where the pool allows more than one (``require_single_slot``).
+refuses to start in an instance where the pool allows more than one (kk_orchestration.pools).
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotation at definition time.
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from kk_orchestration.dagster_compat import pool_limit
+from kk_orchestration.pools import WAREHOUSE_POOLS, require_single_slot
 from kk_orchestration.project import PROJECT_DIR, ProjectSettingsError, meltano_error
 
 DBT_PROJECT_DIR = PROJECT_DIR / "transform"
@@ -41,8 +42,6 @@ PARSE_TIMEOUT_SECONDS = 300
 # The dbt project's own files (not its target/ or logs/): a change to one of them means a new manifest.
 PROJECT_FILES = ("dbt_project.yml", "models", "macros", "tests", "profiles/postgres")
 
-#: One slot per warehouse: its dbt builds (and, for DuckDB, every job that opens the file) run one at a time.
-WAREHOUSE_POOLS = {"postgres": "dbt_postgres", "duckdb": "duckdb_warehouse", "snowflake": "dbt_snowflake"}
 DBT_POOL = WAREHOUSE_POOLS["postgres"]
 
 KAHUNA_LOGS = dg.AssetKey("kahuna_logs")
@@ -54,7 +53,25 @@ SOURCE_TABLE_LOADS = {
 }
 SOURCE_LOADS = {"kahuna": KAHUNA_LOGS, "kaon": KAON_WEEKLY_TABLES}
 #: The marts the replay reads.
-MART_KEYS = tuple(dg.AssetKey(["marts", name]) for name in ("kissmetrics_events", "kissmetrics_people", "kissmetrics_aliases"))
+MART_NAMES = ("kissmetrics_events", "kissmetrics_people", "kissmetrics_aliases")
+MART_KEYS = tuple(dg.AssetKey(["marts", name]) for name in MART_NAMES)
+
+
+# dagster-dbt also opens a dbt adapter in Dagster's own process, for optional features this project does not use
+# (row counts, column lineage). dbt-core is not installed there on purpose (one dbt: Meltano's utility), so
+# that fails and dagster-dbt logs a warning with a traceback at every build; the build itself is unaffected.
+NO_ADAPTER_WARNING = "An error was encountered when creating a handle to the dbt adapter"
+
+
+class WithoutAdapterWarning(logging.Filter):
+    """Drops dagster-dbt's warning that it cannot open a dbt adapter in Dagster's process (expected here)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for that one warning."""
+        return not str(record.msg).startswith(NO_ADAPTER_WARNING)
+
+
+logging.getLogger("dagster.builtin").addFilter(WithoutAdapterWarning())
 
 
 class ProjectTranslator(DagsterDbtTranslator):
@@ -92,7 +109,9 @@ def dbt_executable() -> str:
         return str(beside)
     found = shutil.which(DBT_EXECUTABLE)
     if found is None:
-        raise ProjectSettingsError(f"{DBT_EXECUTABLE} is not installed: run `make venv` (it comes with kk-orchestration)")
+        raise ProjectSettingsError(
+            f"{DBT_EXECUTABLE} is not installed: run `make venv` (it comes with kk-orchestration)"
+        )
     return found
 
 
@@ -141,17 +160,6 @@ def manifest_path() -> Path:
     return manifest
 
 
-def require_single_slot(instance: dg.DagsterInstance, pool: str) -> None:
-    """Refuse a build where the pool would let two run at once (its limit is set per instance, not in code)."""
-    limit = pool_limit(instance, pool)
-    if limit != 1:
-        allowed = "no limit" if limit is None else f"a limit of {limit}"
-        raise dg.Failure(
-            f"pool {pool} has {allowed}, so two builds of one warehouse could overlap: set it with"
-            f" `dagster instance concurrency set {pool} 1` (make dagster-dev does)"
-        )
-
-
 def build_dbt_models() -> dg.AssetsDefinition:
     """Every model of the dbt project an asset, every dbt test its asset check; one ``dbt build`` per run."""
 
@@ -169,8 +177,13 @@ def build_dbt_models() -> dg.AssetsDefinition:
 
 
 def build_models_in_op(context: dg.OpExecutionContext, dbt: DbtCliResource) -> None:
-    """``dbt build`` of every model from an op (the shard jobs): each model's materialization, each test's
-    result as an observation of its model; a failing test fails the op."""
+    """``dbt build`` of every model from an op (the shard jobs): each model's materialization and each test's
+    check evaluation, as the assets report them; a failing test fails the op (dbt exits non-zero)."""
     require_single_slot(context.instance, DBT_POOL)
     for event in dbt.cli(["build"], manifest=manifest_path(), dagster_dbt_translator=TRANSLATOR).stream():
-        context.log_event(event)
+        # Outside an asset, dagster-dbt yields only these; log_event records check evaluations too (its type
+        # annotation lists the other two only).
+        if isinstance(event, dg.AssetCheckEvaluation):
+            context.log_event(event)  # type: ignore[arg-type]
+        elif isinstance(event, dg.AssetMaterialization | dg.AssetObservation):
+            context.log_event(event)

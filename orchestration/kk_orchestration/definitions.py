@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kk_orchestration.assets import KISSMETRICS_MARTS, build_sharded_asset, kissmetrics_marts
+from kk_orchestration.assets import build_sharded_asset
+from kk_orchestration.dbt_models import MART_KEYS, build_dbt_models, dbt_resource
 from kk_orchestration.jobs import LOAD_SHARDS_JOB, REPLAY_SHARDS_JOB, build_meltano_job, build_shard_jobs
 from kk_orchestration.partitions import sharded_assets
 from kk_orchestration.project import meltano_yml, partition_settings
 from kk_orchestration.schedules import build_schedules
-from kk_orchestration.sensors import build_replay_after_loads_sensor, kaon_partitions_from_settings
+from kk_orchestration.sensors import build_replay_after_loads_sensor
 from kk_orchestration.shards import MeltanoProject
 
 # Meltano jobs the shards replace (the PostgreSQL loads and the PostgreSQL replay); the others run whole
@@ -23,24 +24,26 @@ def build_definitions() -> dg.Definitions:
     settings = partition_settings()
     sharded = sharded_assets(settings)
     assets = [
-        build_sharded_asset(asset, deps=[KISSMETRICS_MARTS] if name == "kissmetrics_replay" else [])
+        build_sharded_asset(asset, deps=list(MART_KEYS) if name == "kissmetrics_replay" else [])
         for name, asset in sharded.items()
     ]
     shard_jobs = build_shard_jobs(sharded)
     whole_jobs = [
-        build_meltano_job(job["name"]) for job in project.get("jobs") or [] if job["name"] not in SHARDED_MELTANO_JOBS
+        build_meltano_job(job["name"], job.get("tasks") or [])
+        for job in project.get("jobs") or []
+        if job["name"] not in SHARDED_MELTANO_JOBS
     ]
     jobs = {job.name: job for job in [*shard_jobs, *whole_jobs]}
     replay_keys = list(sharded["kissmetrics_replay"].partitions_def.get_partition_keys())
     return dg.Definitions(
-        assets=[*assets, kissmetrics_marts],
+        assets=[*assets, build_dbt_models()],
         jobs=list(jobs.values()),
         schedules=build_schedules(project, jobs, sharded, settings),
-        sensors=[
-            kaon_partitions_from_settings,
-            build_replay_after_loads_sensor(jobs[LOAD_SHARDS_JOB], jobs[REPLAY_SHARDS_JOB], replay_keys),
-        ],
-        resources={"meltano": MeltanoProject(system_database_uri=dg.EnvVar("MELTANO_DATABASE_URI"))},
+        sensors=[build_replay_after_loads_sensor(jobs[LOAD_SHARDS_JOB], jobs[REPLAY_SHARDS_JOB], replay_keys)],
+        resources={
+            "meltano": MeltanoProject(system_database_uri=dg.EnvVar("MELTANO_DATABASE_URI")),
+            "dbt": dbt_resource(),
+        },
     )
 
 

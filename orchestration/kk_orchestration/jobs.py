@@ -11,7 +11,7 @@ A shards run lists partitions per asset::
             kaon_clickstreams: ["EXT-0001"]
           periods_per_shard: 1    # backfills: up to N consecutive days (or weeks) per shard
           across_series: false    # true: a shard reads every category of its days (even shards)
-          build_marts: true       # load_shards: then dbt-postgres:build once, after every shard succeeded
+          build_marts: true       # load_shards: then the dbt build once, after every shard succeeded
     execution:
       config:
         max_concurrent: 4
@@ -27,9 +27,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 from pydantic import Field
 
-from kk_orchestration.assets import KISSMETRICS_MARTS, SHARD_POOL, build_marts
+from kk_orchestration.assets import SHARD_POOL
+from kk_orchestration.dbt_models import DBT_POOL, WAREHOUSE_POOLS, build_models_in_op, require_single_slot
 from kk_orchestration.partitions import ShardedAsset
 from kk_orchestration.shards import MeltanoProject
 
@@ -63,7 +65,8 @@ class ShardsConfig(dg.Config):
     )
     build_marts: bool = Field(
         default=False,
-        description="load_shards: build the dbt marts (dbt-postgres:build) once every shard of the run succeeded,"
+        description="load_shards: build and test the dbt models (dbt build through Meltano's dbt-postgres) once every"
+        " shard of the run succeeded,"
         " as meltano.yml's PostgreSQL load jobs do. false: the build step is skipped (no process starts for it).",
     )
 
@@ -132,9 +135,7 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
             asset = sharded.get(name)
             if asset is None:
                 raise dg.Failure(f"plan_shards: no sharded asset {name!r}; choose from {sorted(sharded)}")
-            register_dynamic_partitions(context, asset, keys)
-            with dg.partition_loading_context(dynamic_partitions_store=context.instance):
-                unknown = [key for key in keys if not asset.partitions_def.has_partition_key(key)]
+            unknown = [key for key in keys if not asset.partitions_def.has_partition_key(key)]
             if unknown:
                 raise dg.Failure(f"plan_shards: {name} has no partition {unknown}")
             for span in asset.spans(keys, config.periods_per_shard, across_series=config.across_series):
@@ -151,20 +152,23 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
         for key in keys:
             context.log_event(dg.AssetMaterialization(asset_key=asset.key, partition=key, metadata=metadata))
 
-    @dg.op(description="Build and test the dbt marts the replay reads (dbt-postgres:build), once before its shards.")
-    def build_kissmetrics_marts(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
-        metadata = build_marts(context, meltano)
-        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_MARTS, metadata=metadata))
+    @dg.op(
+        pool=DBT_POOL,
+        description="dbt build (Meltano's dbt-postgres) of every model and test, once before the replay's shards;"
+        " a failed dbt test fails it and no shard runs.",
+    )
+    def build_kissmetrics_marts(context: dg.OpExecutionContext, dbt: DbtCliResource) -> None:
+        build_models_in_op(context, dbt)
 
     @dg.op(
         name=MARTS_AFTER_LOADS_OP,
         ins={"loaded": dg.In(dg.Nothing), "asked": dg.In(dg.Nothing)},
-        description="With plan_shards' `build_marts`: build the dbt marts (dbt-postgres:build) once every shard"
+        pool=DBT_POOL,
+        description="With plan_shards' `build_marts`: dbt build (Meltano's dbt-postgres) once every shard"
         " succeeded; skipped otherwise.",
     )
-    def build_marts_after_loads(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
-        metadata = build_marts(context, meltano)
-        context.log_event(dg.AssetMaterialization(asset_key=KISSMETRICS_MARTS, metadata=metadata))
+    def build_marts_after_loads(context: dg.OpExecutionContext, dbt: DbtCliResource) -> None:
+        build_models_in_op(context, dbt)
 
     replay_keys = sharded["kissmetrics_replay"].partitions_def.get_partition_keys()
 
@@ -191,17 +195,6 @@ def build_shard_jobs(sharded: Mapping[str, ShardedAsset]) -> list[dg.JobDefiniti
     return [load_shards, kissmetrics_replay_shards]
 
 
-def register_dynamic_partitions(context: dg.OpExecutionContext, asset: ShardedAsset, keys: Sequence[str]) -> None:
-    """Add the run's keys of a dynamic partitions definition that the instance does not know yet."""
-    partitions_def = asset.partitions_def
-    if not isinstance(partitions_def, dg.DynamicPartitionsDefinition) or partitions_def.name is None:
-        return
-    missing = [key for key in keys if not context.instance.has_dynamic_partition(partitions_def.name, key)]
-    if missing:
-        context.log.info(f"{asset.name}: adding partitions {missing}")
-        context.instance.add_dynamic_partitions(partitions_def.name, missing)
-
-
 def dagster_name(meltano_name: str) -> str:
     """A Meltano name as a Dagster name (no `-`): `kahuna-to-postgres-hourly` -> `kahuna_to_postgres_hourly`."""
     return meltano_name.replace("-", "_")
@@ -212,11 +205,24 @@ def dagster_job_name(meltano_job: str) -> str:
     return "meltano_" + dagster_name(meltano_job)
 
 
-def build_meltano_job(meltano_job: str) -> dg.JobDefinition:
-    """A Dagster job running one Meltano job unsharded (``meltano run <job>``, its usual state ID)."""
+def warehouse_pool(tasks: Sequence[str]) -> str | None:
+    """The pool of the warehouse a Meltano job's tasks write or build (DuckDB, Snowflake), if any."""
+    plugins = " ".join(tasks)
+    return next((pool for warehouse, pool in WAREHOUSE_POOLS.items() if warehouse in plugins), None)
 
-    @dg.op(name=f"run_{dagster_job_name(meltano_job)}", description=f"meltano run {meltano_job}")
+
+def build_meltano_job(meltano_job: str, tasks: Sequence[str] = ()) -> dg.JobDefinition:
+    """A Dagster job running one Meltano job unsharded (``meltano run <job>``, its usual state ID).
+
+    A job on DuckDB or Snowflake runs in that warehouse's pool (limit 1): DuckDB takes one writer, and its
+    dbt build (or Snowflake's) never overlaps another of the same warehouse.
+    """
+    pool = warehouse_pool(tasks)
+
+    @dg.op(name=f"run_{dagster_job_name(meltano_job)}", description=f"meltano run {meltano_job}", pool=pool)
     def run_job(context: dg.OpExecutionContext, meltano: MeltanoProject) -> None:
+        if pool is not None:
+            require_single_slot(context.instance, pool)
         meltano.run_meltano(context, ["run", meltano_job], label=meltano_job)
 
     @dg.job(name=dagster_job_name(meltano_job), description=f"meltano run {meltano_job} (unsharded)")

@@ -9,8 +9,12 @@ variables for that one run (no tap code knows about Dagster):
   series, of several (``email.inapp.push.user_merge-2026-11-01--2026-11-08``: the categories sorted, joined by ``.``).
 - ``kaon_weekly_tables``: a Kaon week (Sunday); ``TAP_KAON_INSIGHTS_START_DATE`` (its Sunday),
   ``_START_WEEK`` = ``_END_WEEK`` = the week; suffix ``week-776``.
-- ``kaon_clickstreams``: one external ID (dynamic); ``TAP_KAON_INSIGHTS_EXTERNAL_IDS``; suffix: the ID, made safe.
-- ``kaon_path_hits``: one path (dynamic); ``TAP_KAON_INSIGHTS_PATHS``; suffix: the path, made safe.
+- ``kaon_clickstreams``: one external ID of the tap's ``external_ids`` setting; ``TAP_KAON_INSIGHTS_EXTERNAL_IDS``;
+  suffix: the ID, made safe.
+- ``kaon_path_hits``: one path of its ``paths`` setting; ``TAP_KAON_INSIGHTS_PATHS``; suffix: the path, made safe.
+
+Kaon's partitions are static, read from the settings when the code location loads (as the days and weeks
+are): the UI lists them without a daemon or a sensor; a changed list shows after a reload.
 - ``kissmetrics_replay``: shard k of N of the people; ``TAP_POSTGRES_STREAM_MAP_CONFIG`` (the rule itself is
   tap-postgres' stream map in meltano.yml); suffix ``shard-1-of-4``.
 """
@@ -28,8 +32,6 @@ from kk_orchestration.project import PartitionSettings
 from kk_orchestration.shards import Shard, state_id_suffix
 from tap_kaon_insights.week_numbers import week_of, week_start
 
-KAON_EXTERNAL_IDS = dg.DynamicPartitionsDefinition(name="kaon_external_ids")
-KAON_PATHS = dg.DynamicPartitionsDefinition(name="kaon_paths")
 KAHUNA_LOAD = ("tap-kahuna-logs", "target-postgres")
 KAON_WEEKLY_LOAD = ("tap-kaon-insights--weekly", "target-postgres")
 KAON_CLICKS_LOAD = ("tap-kaon-insights--clicks", "target-postgres")
@@ -274,14 +276,14 @@ def sharded_assets(settings: PartitionSettings) -> dict[str, ShardedAsset]:
             "kaon_clickstreams",
             "kaon",
             "Kaon external-ID clickstreams (kaon.external_id_hits), one external ID per partition.",
-            KAON_EXTERNAL_IDS,
+            dg.StaticPartitionsDefinition(list(settings.kaon_external_ids)),
             kaon_clickstream_shard,
         ),
         ShardedAsset(
             "kaon_path_hits",
             "kaon",
             "Kaon path hit histories (kaon.path_hits), one path per partition.",
-            KAON_PATHS,
+            dg.StaticPartitionsDefinition(list(settings.kaon_paths)),
             kaon_path_shard,
         ),
         ShardedAsset(

@@ -92,6 +92,9 @@ class PartitionSettings:
     kahuna_categories: tuple[str, ...]
     kaon_start_week: int
     replay_shards: int
+    #: tap-kaon-insights' ``external_ids`` and ``paths``: one partition each (static: the UI shows them at once).
+    kaon_external_ids: tuple[str, ...] = ()
+    kaon_paths: tuple[str, ...] = ()
 
 
 def kahuna_partition_settings(config: dict[str, Any]) -> tuple[date, tuple[str, ...]]:
@@ -149,6 +152,8 @@ def partition_settings() -> PartitionSettings:
             kahuna_categories=tuple(fields["kahuna_categories"]),
             kaon_start_week=int(fields["kaon_start_week"]),
             replay_shards=int(fields["replay_shards"]),
+            kaon_external_ids=tuple(fields.get("kaon_external_ids") or ()),
+            kaon_paths=tuple(fields.get("kaon_paths") or ()),
         )
     configs = plugin_configs("tap-kahuna-logs", "tap-kaon-insights")
     kahuna, kaon = configs["tap-kahuna-logs"], configs["tap-kaon-insights"]
@@ -158,12 +163,8 @@ def partition_settings() -> PartitionSettings:
         kahuna_categories=categories,
         kaon_start_week=kaon_start_week(kaon),
         replay_shards=replay_shard_count(),
+        kaon_external_ids=tuple(str(item) for item in kaon.get("external_ids") or ()),
+        kaon_paths=tuple(str(item) for item in kaon.get("paths") or ()),
     )
     os.environ[SETTINGS_VARIABLE] = json.dumps({**asdict(settings), "kahuna_start_date": start_date.isoformat()})
     return settings
-
-
-def kaon_lists() -> tuple[list[str], list[str]]:
-    """The external IDs and paths tap-kaon-insights is configured with (read fresh: sensors call it)."""
-    config = plugin_configs("tap-kaon-insights")["tap-kaon-insights"]
-    return [str(item) for item in config.get("external_ids") or []], [str(item) for item in config.get("paths") or []]

@@ -25,7 +25,7 @@ from kk_orchestration.jobs import (
     shards_run_config,
 )
 from kk_orchestration.partitions import ShardedAsset
-from kk_orchestration.project import PartitionSettings, kaon_lists
+from kk_orchestration.project import PartitionSettings
 from tap_kaon_insights.week_numbers import week_of, week_start
 
 TickPartitions = Callable[[dg.ScheduleEvaluationContext], dict[str, list[str]]]
@@ -74,6 +74,8 @@ def kahuna_due(sharded: Mapping[str, ShardedAsset], settings: PartitionSettings)
 def kaon_due(sharded: Mapping[str, ShardedAsset]) -> TickPartitions:
     """The current week (and the previous one until read after it ended), every external ID and path."""
     weekly = sharded["kaon_weekly_tables"]
+    external_ids = list(sharded["kaon_clickstreams"].partitions_def.get_partition_keys())
+    paths = list(sharded["kaon_path_hits"].partitions_def.get_partition_keys())
 
     def due(context: dg.ScheduleEvaluationContext) -> dict[str, list[str]]:
         current = week_of(tick_time(context).date())
@@ -83,7 +85,6 @@ def kaon_due(sharded: Mapping[str, ShardedAsset]) -> TickPartitions:
             context.instance, weekly.key, previous_key, midnight(week_start(current))
         ):
             weeks.insert(0, previous_key)
-        external_ids, paths = kaon_lists()
         return {"kaon_weekly_tables": weeks, "kaon_clickstreams": external_ids, "kaon_path_hits": paths}
 
     return due

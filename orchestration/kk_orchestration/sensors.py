@@ -1,4 +1,4 @@
-"""Sensors: Kaon's dynamic partitions follow the settings; the replay follows the loads its marts read."""
+"""Sensors: the replay follows the loads its marts read."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -7,41 +7,6 @@ import dagster as dg
 
 from kk_orchestration.assets import MARTS_SOURCES
 from kk_orchestration.jobs import shards_run_config
-from kk_orchestration.partitions import KAON_EXTERNAL_IDS, KAON_PATHS
-from kk_orchestration.project import kaon_lists
-
-KAON_PARTITIONS_INTERVAL_SECONDS = 300
-
-
-def partition_changes(
-    context: dg.SensorEvaluationContext, partitions_def: dg.DynamicPartitionsDefinition, wanted: list[str]
-) -> list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]:
-    """Requests that make a dynamic partitions definition hold exactly ``wanted``."""
-    assert partitions_def.name is not None
-    existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
-    added = [key for key in wanted if key not in existing]
-    removed = sorted(existing - set(wanted))
-    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-    if added:
-        requests.append(partitions_def.build_add_request(added))
-    if removed:
-        requests.append(partitions_def.build_delete_request(removed))
-    return requests
-
-
-@dg.sensor(
-    name="kaon_partitions_from_settings",
-    minimum_interval_seconds=KAON_PARTITIONS_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="One kaon_clickstreams partition per configured external ID, one kaon_path_hits partition per path.",
-)
-def kaon_partitions_from_settings(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Add and remove Kaon partitions as tap-kaon-insights' ``external_ids`` and ``paths`` change."""
-    external_ids, paths = kaon_lists()
-    requests = partition_changes(context, KAON_EXTERNAL_IDS, external_ids) + partition_changes(
-        context, KAON_PATHS, paths
-    )
-    return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
 def build_replay_after_loads_sensor(

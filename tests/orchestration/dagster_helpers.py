@@ -26,6 +26,7 @@ import yaml
 
 from emulators.kahuna_data import KahunaDataset
 from emulators.testing import EmulatorProcess
+from kk_orchestration.pools import set_warehouse_pools
 from kk_orchestration.project import SETTINGS_VARIABLE
 from tests.end_to_end.meltano_helpers import POSTGRES, PROJECT_ROOT, VENV_BIN, MeltanoProject, log_tail
 from tests.support.cli import run_checked
@@ -66,6 +67,8 @@ class DagsterProject:
         if not home.exists():
             home.mkdir()
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                set_warehouse_pools(instance)  # as make dagster-dev does (python -m kk_orchestration.pools)
         return home
 
     def env(self) -> dict[str, str]:
@@ -140,20 +143,32 @@ class DagsterProject:
     def materialized_partitions(self, asset: str) -> set[str]:
         """The partitions of an asset with at least one materialization."""
         with self.instance() as instance:
-            return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+            return set(instance.get_materialized_partitions(dg.AssetKey.from_user_string(asset)))
 
     def materialization_count(self, asset: str) -> int:
-        """How many times an asset (any partition) was materialized."""
+        """How many times an asset (any partition; ``marts/kissmetrics_events``: a dbt model) was materialized."""
         with self.instance() as instance:
-            return len(instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records)
+            return len(instance.fetch_materializations(dg.AssetKey.from_user_string(asset), limit=1000).records)
 
     def materializations(self, asset: str, partition: str) -> list[dg.EventLogRecord]:
         """The materializations of one partition, newest first."""
         with self.instance() as instance:
             records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=100
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[partition]),
+                limit=100,
             )
             return list(records.records)
+
+    def check_evaluations(self, run_id: str) -> dict[tuple[str, str], bool]:
+        """Per (asset, check) evaluated in a run (the dbt tests): whether it passed."""
+        with self.instance() as instance:
+            records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        evaluations = {}
+        for record in records:
+            assert record.dagster_event is not None
+            evaluation = record.dagster_event.event_specific_data
+            evaluations[(evaluation.asset_key.to_user_string(), evaluation.check_name)] = evaluation.passed
+        return evaluations
 
     def meltano_state(self, state_id: str) -> dict[str, Any]:
         """A state ID's Singer state in the shared system database (``meltano state get``)."""

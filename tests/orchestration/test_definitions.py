@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,6 +63,24 @@ def test_every_schedule_of_meltano_yml_is_a_dagster_schedule_with_the_same_cron(
         assert repository.has_job(job)
 
 
+STAGING_MODELS = {
+    "stg_kahuna__credentials": {
+        "staging/stg_kahuna__" + table for table in ("email_logs", "inapp_logs", "push_logs", "user_merge_logs")
+    },
+    **{
+        f"stg_kahuna__{table}": {"kahuna_logs"}
+        for table in ("email_logs", "inapp_logs", "push_logs", "user_merge_logs")
+    },
+    **{
+        f"stg_kaon__{table}": {"kaon_weekly_tables"}
+        for table in ("countries", "devices", "engagement", "hits", "languages", "weeks")
+    },
+    "stg_kaon__external_id_hits": {"kaon_clickstreams"},
+    "stg_kaon__path_hits": {"kaon_path_hits"},
+}
+MARTS = ("kissmetrics_events", "kissmetrics_people", "kissmetrics_aliases")
+
+
 def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definitions) -> None:
     graph = defs.get_repository_def().asset_graph
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
@@ -69,8 +88,9 @@ def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definit
         "kaon_weekly_tables",
         "kaon_clickstreams",
         "kaon_path_hits",
-        "kissmetrics_marts",
         "kissmetrics_replay",
+        *(f"staging/{model}" for model in STAGING_MODELS),
+        *(f"marts/{mart}" for mart in MARTS),
     }
     kahuna = graph.get(dg.AssetKey("kahuna_logs")).partitions_def
     assert kahuna.get_partition_keys()[0] == "inapp|2026-11-01"  # the dev environment's start_date
@@ -80,9 +100,95 @@ def test_the_assets_and_their_partitions_come_from_the_settings(defs: dg.Definit
     assert weekly.get_first_partition_key() == "2019-12-29"  # the tap's default start_week 417
     replay = graph.get(dg.AssetKey("kissmetrics_replay"))
     assert replay.partitions_def.get_partition_keys() == [f"shard-{i}-of-4" for i in range(4)]
-    marts = graph.get(dg.AssetKey("kissmetrics_marts"))
-    assert marts.parent_keys == {dg.AssetKey("kahuna_logs"), dg.AssetKey("kaon_clickstreams")}
-    assert replay.parent_keys == {dg.AssetKey("kissmetrics_marts")}
+    assert replay.parent_keys == {dg.AssetKey(["marts", mart]) for mart in MARTS}
+
+
+def test_the_kaon_partitions_are_the_settings_lists_with_no_daemon_or_instance(defs: dg.Definitions) -> None:
+    """Static partitions: the webserver alone lists them (no sensor has to add them first)."""
+    graph = defs.get_repository_def().asset_graph
+    clicks = graph.get(dg.AssetKey("kaon_clickstreams")).partitions_def
+    paths = graph.get(dg.AssetKey("kaon_path_hits")).partitions_def
+    assert isinstance(clicks, dg.StaticPartitionsDefinition)
+    assert clicks.get_partition_keys() == DEV_EXTERNAL_IDS
+    assert paths.get_partition_keys() == [
+        "home",
+        "tours/Main%20Lobby",
+        "Caf%C3%A9%20Men%C3%BC/Gr%C3%B6%C3%9Fe",
+        "math/a%2Bb%3Dc",
+    ]
+    assert not defs.sensors or all(sensor.name != "kaon_partitions_from_settings" for sensor in defs.sensors)
+
+
+def test_a_changed_list_of_external_ids_is_the_partitions_of_the_next_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kk_orchestration.partitions import sharded_assets
+    from kk_orchestration.project import partition_settings
+
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "dev")
+    monkeypatch.setenv("TAP_KAON_INSIGHTS_EXTERNAL_IDS", json.dumps(["EXT-0001", "EXT-0009"]))
+    monkeypatch.delenv(SETTINGS_VARIABLE, raising=False)
+    settings = partition_settings.__wrapped__()
+    assert settings.kaon_external_ids == ("EXT-0001", "EXT-0009")
+    clicks = sharded_assets(settings)["kaon_clickstreams"]
+    assert clicks.partitions_def.get_partition_keys() == ["EXT-0001", "EXT-0009"]
+    # The processes a run starts build the same partitions from the inherited settings.
+    inherited = json.loads(os.environ[SETTINGS_VARIABLE])
+    assert inherited["kaon_external_ids"] == ["EXT-0001", "EXT-0009"]
+    assert len(inherited["kaon_paths"]) == 4
+
+
+def test_every_dbt_model_is_an_asset_downstream_of_the_load_that_fills_its_source(defs: dg.Definitions) -> None:
+    graph = defs.get_repository_def().asset_graph
+    for model, parents in STAGING_MODELS.items():
+        assert {key.to_user_string() for key in graph.get(dg.AssetKey(["staging", model])).parent_keys} == parents
+    events = {key.to_user_string() for key in graph.get(dg.AssetKey(["marts", "kissmetrics_events"])).parent_keys}
+    assert {"staging/stg_kahuna__inapp_logs", "staging/stg_kaon__external_id_hits"} <= events
+    assert all(
+        key.path[0] == "staging" for mart in MARTS for key in graph.get(dg.AssetKey(["marts", mart])).parent_keys
+    )
+    groups = {graph.get(dg.AssetKey(["staging", model])).group_name for model in STAGING_MODELS}
+    assert groups == {"dbt_staging"}
+    assert {graph.get(dg.AssetKey(["marts", mart])).group_name for mart in MARTS} == {"dbt_marts"}
+
+
+def test_every_dbt_test_is_an_asset_check_of_its_model(defs: dg.Definitions) -> None:
+    graph = defs.get_repository_def().asset_graph
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert ("marts/kissmetrics_events", "unique_kissmetrics_events_event_id") in checks
+    assert ("marts/kissmetrics_events", "not_null_kissmetrics_events_person") in checks
+    assert ("marts/kissmetrics_people", "unique_kissmetrics_people_replay_sequence") in checks
+    assert ("marts/kissmetrics_aliases", "unique_combination_of_columns_kissmetrics_aliases_person__alias") in checks
+    assert {asset for asset, _ in checks} >= {f"marts/{mart}" for mart in MARTS}
+    # As many checks as the dbt project has tests.
+    manifest = json.loads(manifest_file().read_text())
+    tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    assert len(checks) == len(tests) > 100
+
+
+def manifest_file() -> Path:
+    """The manifest the code location read."""
+    from kk_orchestration.dbt_models import manifest_path
+
+    return manifest_path()
+
+
+def test_every_dbt_build_and_every_duckdb_writer_takes_its_warehouse_pool(defs: dg.Definitions) -> None:
+    repository = defs.get_repository_def()
+    dbt_models = defs.get_assets_def(dg.AssetKey(["marts", "kissmetrics_events"]))
+    assert dbt_models.op.pool == "dbt_postgres"
+    pools = {
+        job.name: {name: node.definition.pool for name, node in job.graph.node_dict.items()}
+        for job in repository.get_all_jobs()
+    }
+    assert pools["kissmetrics_replay_shards"]["build_kissmetrics_marts"] == "dbt_postgres"
+    assert pools["load_shards"]["build_marts_after_loads"] == "dbt_postgres"
+    for meltano_job in meltano_yml()["jobs"]:
+        if meltano_job["name"] in SHARDED_JOBS:
+            continue
+        (pool,) = pools[dagster_job_name(meltano_job["name"])].values()
+        tasks = " ".join(meltano_job["tasks"])
+        expected = "duckdb_warehouse" if "duckdb" in tasks else "dbt_snowflake" if "snowflake" in tasks else None
+        assert pool == expected, meltano_job["name"]
+    assert pools["meltano_warehouse_to_kissmetrics"] == {"run_meltano_warehouse_to_kissmetrics": "duckdb_warehouse"}
 
 
 def tick_ops(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, at: datetime) -> dict:
@@ -139,26 +245,6 @@ def test_the_kaon_schedule_loads_the_current_week_and_every_configured_id_and_pa
         assert partitions["kaon_weekly_tables"] == [previous.isoformat(), sunday.isoformat()]
         assert partitions["kaon_clickstreams"] == DEV_EXTERNAL_IDS
         assert len(partitions["kaon_path_hits"]) == 4
-
-
-def test_the_kaon_partitions_sensor_follows_the_settings(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
-    sensor = next(sensor for sensor in defs.sensors or [] if sensor.name == "kaon_partitions_from_settings")
-    with dg.instance_for_test() as instance:
-        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
-        added = {request.partitions_def_name: request.partition_keys for request in first.dynamic_partitions_requests}
-        assert added["kaon_external_ids"] == DEV_EXTERNAL_IDS
-        for name, keys in added.items():
-            instance.add_dynamic_partitions(name, keys)
-        monkeypatch.setenv("TAP_KAON_INSIGHTS_EXTERNAL_IDS", json.dumps(["EXT-0001", "EXT-0009"]))
-        second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
-        changes = [
-            (type(request).__name__, request.partitions_def_name, request.partition_keys)
-            for request in second.dynamic_partitions_requests
-        ]
-        assert changes == [
-            ("AddDynamicPartitionsRequest", "kaon_external_ids", ["EXT-0009"]),
-            ("DeleteDynamicPartitionsRequest", "kaon_external_ids", ["EXT-0000", "user 42+test@example.com"]),
-        ]
 
 
 def test_the_code_location_passes_dg_check_defs_without_a_warning(dagster_project: DagsterProject) -> None:

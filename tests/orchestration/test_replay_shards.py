@@ -127,7 +127,7 @@ def test_the_replay_in_shards_delivers_the_same_deduplicated_view_as_one_unshard
     assert sum(shard_records.values()) == sent_whole == sum(len(rows) for rows in first.values())
     # Every shard reads every row (the stream map keeps its share): the rows of the others move its bookmark too.
     assert shard_metadata(dagster_project, keys, "records_read") == dict.fromkeys(keys, sent_whole)
-    assert dagster_project.materialization_count("kissmetrics_marts") == 1  # built once, before the shards
+    assert dagster_project.materialization_count("marts/kissmetrics_events") == 1  # built once, before the shards
     replay_ids = {f"dev:tap-postgres-to-target-kissmetrics--warehouse:{key}" for key in keys}
     assert dagster_project.state_ids() == replay_ids
     sent_first = len(received_beacons(sharded))
@@ -150,5 +150,5 @@ def test_the_replay_in_shards_delivers_the_same_deduplicated_view_as_one_unshard
     sent_second = received_beacons(sharded, offset=sent_first)
     assert sorted(map(beacon_key, sent_second), key=repr) == sorted(again.elements(), key=repr)
     assert shard_metadata(dagster_project, keys, "records_read") == dict.fromkeys(keys, new_rows + len(first))
-    assert dagster_project.materialization_count("kissmetrics_marts") == 2
+    assert dagster_project.materialization_count("marts/kissmetrics_events") == 2
     assert dagster_project.state_ids() == replay_ids

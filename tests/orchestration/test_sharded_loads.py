@@ -103,7 +103,10 @@ def test_kahuna_and_kaon_partitions_load_concurrently_each_with_its_own_state(
     # Then, once every shard succeeded, one dbt build: the marts hold the loaded partitions' events.
     (build,) = [stats for key, stats in dagster_project.step_stats(run.run_id).items() if key.startswith("build")]
     assert build.start_time >= max(stats.end_time for stats in shard_steps)
-    assert dagster_project.materialization_count("kissmetrics_marts") == 1
+    assert dagster_project.materialization_count("marts/kissmetrics_events") == 1
+    checks = dagster_project.check_evaluations(run.run_id)  # the dbt tests, as the models' asset checks
+    assert ("marts/kissmetrics_events", "unique_kissmetrics_events_event_id") in checks
+    assert [check for check, passed in checks.items() if not passed] == []
     marts = read_marts(lambda sql: warehouse.execute(sql).fetchall())
     events = marts["kissmetrics_events"]
     kahuna_events = {
@@ -160,4 +163,4 @@ def test_backfill_shards_across_categories_load_every_category_of_their_days_und
     # No build_marts asked: the dbt build step is skipped (no process, no dbt run), the marts untouched.
     assert steps["build_marts_after_loads"].status.value == "SKIPPED"
     assert steps["build_marts_after_loads"].start_time is None
-    assert dagster_project.materialization_count("kissmetrics_marts") == 0
+    assert dagster_project.materialization_count("marts/kissmetrics_events") == 0
