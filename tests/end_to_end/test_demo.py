@@ -13,9 +13,7 @@ import html
 import json
 import os
 import re
-import shutil
 import socket
-import struct
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -24,33 +22,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.chromium import chromium, png_size
+
 pytestmark = pytest.mark.meltano
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO = [sys.executable, str(PROJECT_ROOT / "scripts" / "demo.py")]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",  # root in CI
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-extensions",
-]
 FREE_PORTS = {"KK_KAON_PORT": "0", "KK_KAHUNA_PORT": "0", "KK_KISSMETRICS_PORT": "0"}
 
 
 def run_demo(demo_dir: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KK_DEMO_DIR": str(demo_dir), **variables}
     return subprocess.run(DEMO, env=env, capture_output=True, text=True, timeout=1200, check=False)
-
-
-def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("chromium is not installed: run `make chromium` (make test does it)")
-    command = [executable, *CHROMIUM_FLAGS, f"--user-data-dir={cwd / 'chromium-profile'}", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +120,7 @@ def test_the_demo_report_renders_in_headless_chromium_with_the_warehouse_and_its
 
     chromium("--screenshot=report.png", "--window-size=1200,1600", report.as_uri(), cwd=demo_dir)
     png = (demo_dir / "report.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (1200, 1600)
+    assert png_size(png) == (1200, 1600)
     assert len(png) > 20_000  # text, tables and bars; a blank page compresses to a few kilobytes
 
 

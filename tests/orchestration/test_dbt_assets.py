@@ -6,7 +6,10 @@ Everything through the real ``dagster`` CLI and its multi-process executor, on t
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +21,10 @@ import pytest
 from emulators.testing import EmulatorProcess
 from kk_orchestration.jobs import REPLAY_SHARDS_JOB, shards_run_config
 from kk_orchestration.pools import WAREHOUSE_POOLS, require_single_slot
-from tests.end_to_end.meltano_helpers import FIXED_NOW, PROJECT_ROOT, VENV_BIN, kill_process_group
+from tests.end_to_end.meltano_helpers import FIXED_NOW, PROJECT_ROOT, VENV_BIN, kill_process_group, wait_for
 from tests.end_to_end.replay_helpers import assert_view_matches_marts, read_marts, received_beacons
-from tests.orchestration.dagster_helpers import DagsterProject, kahuna_key, point_at_emulators
+from tests.orchestration.dagster_helpers import CODE_LOCATION, DagsterProject, kahuna_key, point_at_emulators
+from tests.support.chromium import chromium, png_size
 
 DBT_MODELS = "group:dbt_staging or group:dbt_marts"
 DBT_STEP = "dbt_postgres_models"
@@ -173,3 +177,74 @@ def test_two_dbt_builds_of_one_warehouse_started_together_run_one_after_the_othe
     # The one that started second logged that it waited (Dagster's STEP_CONCURRENCY_BLOCKED event).
     assert sum("Step blocked by limit for pool dbt_postgres" in text for text in waited) == 1, "no build waited"
     assert warehouse.execute("SELECT count(*) FROM marts.kissmetrics_events").fetchone() == (0,)
+
+
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def graphql(url: str, query: str) -> dict:
+    """A query to the webserver's GraphQL API (what the UI reads)."""
+    body = json.dumps({"query": query}).encode()
+    request = urllib.request.Request(  # noqa: S310 (the test's own webserver)
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the test's own webserver)
+        return json.loads(response.read())["data"]
+
+
+@pytest.mark.meltano
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_ui_shows_the_dbt_models_in_the_lineage_between_the_loads_and_the_replay(
+    dagster_project: DagsterProject, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "webserver.log").open("wb") as log:
+        webserver = subprocess.Popen(
+            [str(VENV_BIN / "dagster-webserver"), "-m", CODE_LOCATION, "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT, env=dagster_project.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: webserver.poll() is not None or server_answers(url), timeout=240, interval=0.5)
+        assert webserver.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
+        nodes = graphql(url, "{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }")["assetNodes"]
+        graph = {
+            "/".join(node["assetKey"]["path"]): (
+                {"/".join(dep["path"]) for dep in node["dependencyKeys"]},
+                node["groupName"],
+            )
+            for node in nodes
+        }
+        assert graph["kissmetrics_replay"] == ({f"marts/{mart}" for mart in MARTS}, "kissmetrics")
+        assert graph["staging/stg_kahuna__inapp_logs"] == ({"kahuna_logs"}, "dbt_staging")
+        assert graph["staging/stg_kaon__external_id_hits"] == ({"kaon_clickstreams"}, "dbt_staging")
+        assert graph["marts/kissmetrics_events"][1] == "dbt_marts"
+        assert "staging/stg_kahuna__inapp_logs" in graph["marts/kissmetrics_events"][0]
+
+        # The marts' lineage page as a browser renders it: the marts, the staging models upstream, the replay.
+        lineage = f"{url}/locations/{CODE_LOCATION}/asset-groups/dbt_marts/lineage"
+        budget = "--virtual-time-budget=60000"  # let the page's scripts fetch and lay out the graph
+        dom = chromium(budget, "--window-size=1600,1000", "--dump-dom", lineage, cwd=tmp_path).stdout
+        for name in (*MARTS, "stg_kahuna__inapp_logs", "kissmetrics_replay"):
+            assert name in dom, f"{name} is not in the rendered lineage"
+        chromium(budget, "--window-size=1600,1000", "--screenshot=lineage.png", lineage, cwd=tmp_path)
+        png = (tmp_path / "lineage.png").read_bytes()
+        assert png_size(png) == (1600, 1000)
+        assert len(png) > 30_000  # nodes, edges and labels; an empty page compresses to a few kilobytes
+    finally:
+        if webserver.poll() is None:
+            kill_process_group(webserver)
+
+
+def server_answers(url: str) -> bool:
+    """Whether the webserver answers (its code location loaded)."""
+    try:
+        with urllib.request.urlopen(f"{url}/server_info", timeout=5):  # noqa: S310 (the test's own webserver)
+            return True
+    except OSError:
+        return False

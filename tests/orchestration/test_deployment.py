@@ -1,4 +1,4 @@
-"""orchestration/deploy/dagster.yaml, the deployment's instance: PostgreSQL storage, queued runs, shard pools.
+"""orchestration/deploy/dagster.yaml, the deployment's instance: PostgreSQL storage, queued runs, shard and dbt pools.
 
 A shard materialized against that instance (its storage in a schema of its own: Dagster and Meltano
 both keep an ``alembic_version`` and a ``runs`` table, so they never share one).
@@ -6,6 +6,7 @@ both keep an ``alembic_version`` and a ``runs`` table, so they never share one).
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -30,6 +31,7 @@ from tests.orchestration.dagster_helpers import (
 pytestmark = [pytest.mark.meltano, pytest.mark.postgres, pytest.mark.slow]
 
 DEPLOYMENT_INSTANCE = PROJECT_ROOT / "orchestration" / "deploy" / "dagster.yaml"
+DBT_MODELS = "group:dbt_staging or group:dbt_marts"
 
 
 @pytest.fixture
@@ -83,3 +85,21 @@ def test_a_shard_runs_against_the_deployment_instance(
             (dagster_storage_schema,),
         ).fetchone()
     assert event_logs == 1
+
+    # The dbt models through the same instance: refused until the warehouse pools have their one slot
+    # (the deployment's default_limit 8 would let 8 dbt builds overlap), then one build in pool dbt_postgres.
+    refused = dagster_project.dagster("asset", "materialize", "--select", DBT_MODELS, check=False)
+    assert refused.returncode != 0
+    assert "pool dbt_postgres has a limit of 8" in refused.stdout + refused.stderr
+    pools = dagster_project.run_command([sys.executable, "-m", "kk_orchestration.pools"], "kk_orchestration.pools")
+    assert "pool dbt_postgres: limit 1" in pools.stdout
+    dagster_project.dagster("asset", "materialize", "--select", DBT_MODELS)
+    with dg.DagsterInstance.from_config(str(dagster_project.home)) as instance:
+        runs = instance.get_runs()  # newest first
+        assert [run.is_success for run in runs] == [True, False, True]
+        assert instance.fetch_materializations(dg.AssetKey(["marts", "kissmetrics_events"]), limit=10).records
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 8  # the shards' pool unchanged
+    events = warehouse.execute("SELECT count(*) FROM marts.kissmetrics_events").fetchone()
+    assert events is not None
+    inapp = dataset.records("inapp", FIXED_NOW.date())
+    assert events[0] == sum(1 for record in inapp if record.get("user_id") and record.get("action")) > 0
